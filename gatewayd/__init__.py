@@ -1,0 +1,3 @@
+"""gatewayd: the edge daemon that runs one lane of an unattended customs checkpoint."""
+
+__version__ = "0.1.0"

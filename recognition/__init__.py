@@ -1,0 +1,1 @@
+"""Reading plates, container numbers and QR codes from camera frames."""

@@ -1,0 +1,1 @@
+"""Risk rules from central: a safe expression language, signed bundles, evaluation."""

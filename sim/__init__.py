@@ -1,0 +1,1 @@
+"""Simulated hardware and traffic. Imported only by tests, benchmarks and `gatewayd sim`."""
