@@ -28,7 +28,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, TypeGuard
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -171,10 +171,12 @@ def _parse_body(body: dict[str, object]) -> ReleaseNote:
         or not all(isinstance(c, str) and 0 < len(c) <= 16 for c in containers)
     ):
         raise ReleaseNoteError("malformed", "containers must be a list of up to 4 strings")
-    for name, value in (("valid_from", valid_from), ("valid_until", valid_until)):
-        if not isinstance(value, int) or isinstance(value, bool) or value < 0:
-            raise ReleaseNoteError("malformed", f"{name} must be a non-negative integer")
-    assert isinstance(valid_from, int) and isinstance(valid_until, int)  # narrowed above
+    if not (_is_epoch(valid_from) and _is_epoch(valid_until)):
+        raise ReleaseNoteError("malformed", "validity bounds must be non-negative integers")
     if valid_until < valid_from:
         raise ReleaseNoteError("malformed", "validity window ends before it starts")
     return ReleaseNote(note_id, plate, tuple(containers), valid_from, valid_until)
+
+
+def _is_epoch(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0

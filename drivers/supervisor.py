@@ -1,0 +1,171 @@
+"""One supervisor owns reconnecting for every driver, so no driver writes its own retry loop.
+
+A driver is a factory returning an async context manager; entering it opens the device and
+yields a ``Device`` whose ``readings()`` is an async iterator. The supervisor opens it, pumps
+readings to a callback (counting, not passing on, any ``Rejected`` frames), and when the device
+fails (an ``OSError``, ``DriverError`` or ``TimeoutError``, a line that stays silent, or the
+iterator ending) marks it down, waits a capped exponential backoff with jitter, and opens it
+again. State changes are logged once each, not on every retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Generic, Literal, Protocol, TypeVar
+
+from drivers.codec import Rejected
+
+log = logging.getLogger(__name__)
+
+R_co = TypeVar("R_co", covariant=True)
+R = TypeVar("R")
+
+State = Literal["starting", "up", "down"]
+
+
+class DriverError(Exception):
+    """A device-level failure the supervisor recovers from by reopening the device."""
+
+
+class Device(Protocol[R_co]):
+    """An opened device: an async stream of decoded readings."""
+
+    def readings(self) -> AsyncIterator[R_co]:
+        """Yield readings until the device fails (raise) or closes (return)."""
+        ...
+
+
+@dataclass
+class Backoff:
+    """Capped exponential backoff with full jitter on a fraction of each delay.
+
+    >>> b = Backoff(initial=1.0, maximum=8.0, jitter=0.0)
+    >>> [b.next() for _ in range(5)]
+    [1.0, 2.0, 4.0, 8.0, 8.0]
+    >>> b.reset(); b.next()
+    1.0
+    """
+
+    initial: float = 0.5
+    maximum: float = 30.0
+    factor: float = 2.0
+    jitter: float = 0.3  # up to this fraction of each delay is randomised
+    rng: random.Random = field(default_factory=random.Random)
+    _attempt: int = 0
+
+    def next(self) -> float:
+        """The delay before the next attempt; grows until ``maximum``."""
+        base = min(self.maximum, self.initial * self.factor**self._attempt)
+        self._attempt += 1
+        return base * (1.0 - self.jitter * self.rng.random())
+
+    def reset(self) -> None:
+        """Start again from ``initial`` (after the device has worked)."""
+        self._attempt = 0
+
+
+@dataclass
+class Health:
+    """What a lane and a technician want to know about one device."""
+
+    name: str
+    state: State = "starting"
+    detail: str = ""
+    since: float = field(default_factory=time.monotonic)
+    accepted: int = 0  # frames decoded into readings
+    rejected: int = 0  # frames refused (garbled, bad checksum, ...)
+    reconnects: int = 0
+    last_reading_at: float | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready snapshot."""
+        return {
+            "name": self.name,
+            "state": self.state,
+            "detail": self.detail,
+            "accepted": self.accepted,
+            "rejected": self.rejected,
+            "reconnects": self.reconnects,
+        }
+
+
+@dataclass
+class Supervisor(Generic[R]):
+    """Keeps one device open for as long as it runs.
+
+    ``on_reading`` receives each reading (it must not block: put it on a bounded queue);
+    ``on_state`` is called on every up/down transition, once per change.
+    ``silence_s`` turns a line that says nothing for that long into a failure (a device that
+    streams continuously, such as a weighbridge indicator or a GPS, is dead when silent).
+    """
+
+    health: Health
+    open_device: Callable[[], AbstractAsyncContextManager[Device[R]]]
+    on_reading: Callable[[R], None]
+    on_state: Callable[[Health], None] = lambda health: None
+    backoff: Backoff = field(default_factory=Backoff)
+    silence_s: float | None = None
+    healthy_after_s: float = 5.0  # stay up this long before the backoff starts again
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+
+    def _set(self, state: State, detail: str) -> None:
+        if state == self.health.state:
+            self.health.detail = detail
+            return
+        self.health.state, self.health.detail = state, detail
+        self.health.since = time.monotonic()
+        if state == "up":
+            log.info("%s up%s", self.health.name, f": {detail}" if detail else "")
+        else:
+            log.warning("%s down: %s", self.health.name, detail)
+        self.on_state(self.health)
+
+    async def run(self) -> None:
+        """Open, pump and reopen forever; returns only by cancellation."""
+        while True:
+            opened_at: float | None = None
+            try:
+                async with self.open_device() as device:
+                    opened_at = time.monotonic()
+                    self._set("up", "")
+                    await self._pump(device)
+                raise DriverError("device closed")
+            except (OSError, DriverError, TimeoutError, EOFError) as exc:
+                detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+                self._set("down", detail)
+            if opened_at is not None and time.monotonic() - opened_at >= self.healthy_after_s:
+                self.backoff.reset()
+            self.health.reconnects += 1
+            await self.sleep(self.backoff.next())
+
+    async def _pump(self, device: Device[R]) -> None:
+        stream = device.readings()
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(self.silence_s):
+                        reading = await anext(stream)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError:
+                    raise TimeoutError(f"silent for {self.silence_s:g} s") from None
+                if isinstance(reading, Rejected):
+                    # counted, never passed on: garbage must not reach the lane
+                    self.health.rejected += 1
+                    log.debug("%s rejected a frame: %s", self.health.name, reading.reason)
+                    continue
+                self.health.accepted += 1
+                self.health.last_reading_at = time.monotonic()
+                self.on_reading(reading)
+        finally:
+            aclose = getattr(stream, "aclose", None)
+            if aclose is not None:
+                with contextlib.suppress(Exception):
+                    await aclose()
