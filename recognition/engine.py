@@ -43,7 +43,7 @@ class OcrEngine:
     def __init__(self, params: dict[str, Any] | None = None) -> None:
         from rapidocr import RapidOCR  # heavy import; deferred so CLIs start fast
 
-        self._ocr = RapidOCR(params={**DEFAULT_PARAMS, **(params or {})})
+        self._ocr: Any = RapidOCR(params={**DEFAULT_PARAMS, **(params or {})})
         self._warm = threading.Event()
 
     def warm_up(self) -> None:
