@@ -1,0 +1,533 @@
+"""The lane state machine: events in, commands out, time passed in. No I/O, no clock, no asyncio.
+
+One pass: the arrival loop opens a transaction; readings arrive in any order; when the profile's
+readings are in (or the deadline passes) the lane judges, asks the ledger to commit the pass,
+and only once the ledger has committed a release does the light turn green and the barrier lift.
+The barrier closes once every vehicle that came in has left the safety loop, never onto one.
+
+Safety is enforced twice: the transitions below never ask for an unsafe move, and an interlock
+on the way out (``_interlock``) drops any command that would lower the barrier onto an occupied
+safety loop or lift it without a committed release or an audited override.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, replace
+from enum import StrEnum
+from typing import Literal
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from drivers import release_note
+from gatewayd.commands import (
+    Alert,
+    ArmSeal,
+    AuditOverride,
+    Capture,
+    CloseBarrier,
+    Command,
+    CommitPass,
+    Display,
+    LoadDocuments,
+    OpenBarrier,
+    PassRecord,
+    SetLight,
+    UnlockSeal,
+    WriteOffLine,
+)
+from gatewayd.documents import NoteDocs
+from gatewayd.events import (
+    BarrierChanged,
+    BarrierPosition,
+    ContainersRead,
+    DeviceFault,
+    DeviceRecovered,
+    DocumentsLoaded,
+    Event,
+    GpsFix,
+    LoopChanged,
+    Override,
+    PassCommitted,
+    PlateRead,
+    QrScanned,
+    SealRead,
+    Tick,
+    WatchlistChanged,
+    WeightStable,
+)
+from gatewayd.judge import READING_KINDS, Policy, ReadingKind, Readings, judge
+from gatewayd.reasons import Code, Outcome, Reason, outcome_of
+
+log = logging.getLogger(__name__)
+
+SealAction = Literal["none", "unlock", "arm"]
+RELAY = "relay"
+BARRIER = "barrier"
+LEDGER = "ledger"
+
+
+class Phase(StrEnum):
+    """Where the lane stands."""
+
+    IDLE = "idle"  # no vehicle
+    COLLECTING = "collecting"  # vehicle at the barrier, readings coming in
+    COMMITTING = "committing"  # decided; waiting for the ledger to commit the pass
+    RELEASED = "released"  # barrier up (or going up), vehicles passing
+    CLOSING = "closing"  # barrier going down behind the last vehicle
+    HELD = "held"  # held or rejected; waiting for the vehicle to leave or an override
+
+
+@dataclass(frozen=True)
+class LaneSettings:
+    """Everything the core needs to know about its lane, from the config."""
+
+    lane_id: str
+    policy: Policy
+    keys: Mapping[str, Ed25519PublicKey]
+    devices: Mapping[ReadingKind, str]  # which device gives each reading
+    seal_action: SealAction = "none"
+    decision_deadline_s: float = 20.0
+    barrier_timeout_s: float = 4.0
+    settle_s: float = 5.0  # loops quiet this long after the first exit: close anyway
+    withdraw_s: float = 15.0  # released vehicle gone without passing: close after this
+    ledger_timeout_s: float = 5.0
+
+
+@dataclass
+class Transaction:
+    """One vehicle's pass, from arrival to the barrier closing behind it."""
+
+    pass_id: str
+    opened_at: float
+    deadline: float
+    readings: Readings = field(default_factory=Readings)
+    docs: NoteDocs | None = None
+    docs_pending: str | None = None  # note id asked of the ledger, not yet answered
+    last_reading_at: float | None = None
+    record: PassRecord | None = None
+    committing_since: float | None = None
+    vehicles_in: int = 1
+    exits: int = 0
+    arrival_cleared: bool = False
+    tailgate_alerted: bool = False
+
+
+@dataclass
+class Expectation:
+    """The barrier position we are waiting for, and until when."""
+
+    position: BarrierPosition
+    deadline: float
+
+
+class LaneCore:
+    """The pure lane. ``handle(event, now)`` returns the commands to carry out, in order.
+
+    ``now`` is seconds since the epoch from a clock that never jumps backwards.
+    ``new_pass_id(now)`` names a new pass; inject a counter in tests.
+    """
+
+    def __init__(self, settings: LaneSettings, new_pass_id: Callable[[float], str]) -> None:
+        self.settings = settings
+        self.policy = settings.policy
+        self._new_pass_id = new_pass_id
+        self.phase = Phase.IDLE
+        self.loops: dict[str, bool] = {"arrival": False, "safety": False, "exit": False}
+        self.barrier: BarrierPosition = "unknown"
+        self.expect: Expectation | None = None
+        self.faults: dict[str, str] = {}
+        self.tx: Transaction | None = None
+        self.release_for: str | None = None  # the pass whose release lets the barrier up
+        self.last_loop_change = 0.0
+        self.foreign_qr = 0  # QR codes in view that are not release notes
+
+    # -- entry point -------------------------------------------------------------------------
+
+    def handle(self, event: Event, now: float) -> list[Command]:
+        """Apply one event at time ``now``; return the commands it calls for."""
+        match event:
+            case LoopChanged():
+                out = self._on_loop(event, now)
+            case BarrierChanged():
+                out = self._on_barrier(event, now)
+            case PlateRead() | ContainersRead() | QrScanned() | SealRead() | WeightStable():
+                out = self._on_reading(event, now)
+            case GpsFix():
+                out = self._on_reading(event, now)
+            case Tick():
+                out = self._on_tick(now)
+            case DeviceFault():
+                out = self._on_fault(event, now)
+            case DeviceRecovered():
+                out = self._on_recovered(event, now)
+            case DocumentsLoaded():
+                out = self._on_documents(event, now)
+            case PassCommitted():
+                out = self._on_committed(event, now)
+            case Override():
+                out = self._on_override(event, now)
+            case WatchlistChanged():
+                self.policy = replace(
+                    self.policy, watch_plates=event.plates, watch_containers=event.containers
+                )
+                out = []
+        return self._interlock(out)
+
+    @property
+    def in_fault(self) -> bool:
+        """True when the lane cannot safely release anyone (relay or barrier down)."""
+        return RELAY in self.faults or BARRIER in self.faults
+
+    # -- loops and barrier -------------------------------------------------------------------
+
+    def _on_loop(self, event: LoopChanged, now: float) -> list[Command]:
+        was = self.loops[event.loop]
+        self.loops[event.loop] = event.occupied
+        if was == event.occupied:
+            return []
+        self.last_loop_change = now
+        out: list[Command] = []
+        tx = self.tx
+        if event.loop == "arrival":
+            if event.occupied and self.phase is Phase.IDLE:
+                out += self._open(now)
+            elif event.occupied and self.phase is Phase.HELD and tx and tx.arrival_cleared:
+                out += self._finish(now)  # the held truck left; this is the next one
+            elif event.occupied and self.phase in (Phase.RELEASED, Phase.CLOSING) and tx:
+                if tx.arrival_cleared:
+                    tx.vehicles_in += 1
+                    if not tx.tailgate_alerted:
+                        tx.tailgate_alerted = True
+                        message = "second vehicle behind a released one"
+                        out.append(Alert("TAILGATING", message, tx.pass_id))
+            elif not event.occupied and tx is not None:
+                tx.arrival_cleared = True
+                if self.phase is Phase.HELD:
+                    out += self._finish(now)  # the held truck drove off to inspection
+        elif event.loop == "exit" and not event.occupied and tx is not None:
+            if self.phase in (Phase.RELEASED, Phase.CLOSING):
+                tx.exits += 1
+        elif event.loop == "safety" and event.occupied and self.phase is Phase.CLOSING:
+            # something moved under a closing barrier: reverse (the release still stands)
+            out += self._lift(now)
+            self.phase = Phase.RELEASED
+        out += self._maybe_close(now)
+        return out
+
+    def _on_barrier(self, event: BarrierChanged, now: float) -> list[Command]:
+        self.barrier = event.position
+        out: list[Command] = []
+        if self.expect and event.position == self.expect.position:
+            self.expect = None
+            if self.faults.pop(BARRIER, None) is not None:
+                out.append(Alert("DEVICE_RECOVERED", "barrier reports its position again"))
+        if event.position == "closed" and self.phase is Phase.CLOSING:
+            out += self._finish(now)
+        out += self._secure_idle(now)
+        return out
+
+    def _lift(self, now: float) -> list[Command]:
+        assert self.release_for is not None
+        self.expect = Expectation("open", now + self.settings.barrier_timeout_s)
+        return [SetLight("green"), OpenBarrier(self.release_for)]
+
+    def _lower(self, now: float) -> list[Command]:
+        self.expect = Expectation("closed", now + self.settings.barrier_timeout_s)
+        return [SetLight("red"), CloseBarrier()]
+
+    def _maybe_close(self, now: float) -> list[Command]:
+        tx = self.tx
+        if self.phase is not Phase.RELEASED or tx is None or self.loops["safety"]:
+            return []
+        quiet = now - self.last_loop_change
+        everyone_out = tx.exits >= tx.vehicles_in
+        if tx.exits >= 1 and (everyone_out or quiet >= self.settings.settle_s):
+            self.phase = Phase.CLOSING
+            return self._lower(now)
+        if tx.exits == 0 and not any(self.loops.values()) and quiet >= self.settings.withdraw_s:
+            self.phase = Phase.CLOSING
+            message = "released vehicle left without passing"
+            return [Alert("WITHDRAWN", message, tx.pass_id), *self._lower(now)]
+        return []
+
+    def _secure_idle(self, now: float) -> list[Command]:
+        """With nobody released, an open barrier goes down as soon as it safely can."""
+        if (
+            self.phase is Phase.IDLE
+            and self.release_for is None
+            and self.barrier in ("open", "moving")
+            and not self.loops["safety"]
+            and self.expect is None
+            and RELAY not in self.faults
+        ):
+            return self._lower(now)
+        return []
+
+    # -- a pass ------------------------------------------------------------------------------
+
+    def _open(self, now: float) -> list[Command]:
+        pass_id = self._new_pass_id(now)
+        deadline = now + self.settings.decision_deadline_s
+        self.tx = Transaction(pass_id=pass_id, opened_at=now, deadline=deadline)
+        self.phase = Phase.COLLECTING
+        return [Capture(pass_id), Display("请出示放行单 / Show your release note")]
+
+    def _finish(self, now: float) -> list[Command]:
+        self.tx = None
+        self.release_for = None
+        self.phase = Phase.IDLE
+        if self.loops["arrival"]:
+            return self._open(now)  # the next vehicle is already waiting
+        return []
+
+    def _on_reading(
+        self,
+        event: PlateRead | ContainersRead | QrScanned | SealRead | WeightStable | GpsFix,
+        now: float,
+    ) -> list[Command]:
+        tx = self.tx
+        if self.phase is not Phase.COLLECTING or tx is None:
+            return []  # outside a pass: nothing may be decided on it
+        r = tx.readings
+        out: list[Command] = []
+        match event:
+            case PlateRead():
+                r.plate = event
+            case ContainersRead():
+                r.containers = event
+            case SealRead():
+                r.seal = event
+            case WeightStable():
+                r.weight = event
+            case GpsFix():
+                if not event.valid:
+                    return []
+                r.gps = event
+            case QrScanned():
+                out += self._on_qr(tx, event.payload)
+        tx.last_reading_at = now
+        return out + self._maybe_decide(now)
+
+    def _on_qr(self, tx: Transaction, payload: str) -> list[Command]:
+        r = tx.readings
+        if payload == r.qr_payload:
+            return []  # the same code seen again in this pass is one scan
+        if not release_note.is_release_note(payload):
+            self.foreign_qr += 1
+            return []
+        r.qr_payload = payload
+        try:
+            note = release_note.decode(payload, self.settings.keys)
+        except release_note.ReleaseNoteError as exc:
+            r.note, r.qr_error = None, exc.kind
+            tx.docs, tx.docs_pending = None, None
+            return []
+        r.note, r.qr_error = note, None
+        tx.docs, tx.docs_pending = None, note.note_id
+        return [LoadDocuments(note.note_id)]
+
+    def _on_documents(self, event: DocumentsLoaded, now: float) -> list[Command]:
+        tx = self.tx
+        if tx is None or tx.docs_pending != event.note_id or self.phase is not Phase.COLLECTING:
+            return []
+        tx.docs, tx.docs_pending = event.docs, None
+        return self._maybe_decide(now)
+
+    def _faulted_kinds(self) -> dict[ReadingKind, str]:
+        return {
+            kind: device
+            for kind in READING_KINDS
+            if (device := self.settings.devices.get(kind, kind)) in self.faults
+        }
+
+    def _ready(self, tx: Transaction) -> bool:
+        r = tx.readings
+        faulted = self._faulted_kinds()
+        if any(not r.has(k) and k not in faulted for k in self.policy.required):
+            return False
+        if tx.docs_pending is not None:
+            return False
+        trip = tx.docs.trip if tx.docs else None
+        return not (trip and trip.status == "open" and r.gps is None and "gps" not in faulted)
+
+    def _maybe_decide(self, now: float) -> list[Command]:
+        tx = self.tx
+        if self.phase is not Phase.COLLECTING or tx is None:
+            return []
+        if now < tx.deadline and not self._ready(tx):
+            return []
+        return self._decide(tx, now)
+
+    def _decide(self, tx: Transaction, now: float) -> list[Command]:
+        reasons = list(judge(self.policy, tx.readings, tx.docs, now, self._faulted_kinds()))
+        if tx.docs_pending is not None:
+            reasons.append(Reason(Code.DEVICE_FAULT, "ledger did not answer"))
+        reasons += [Reason(Code.DEVICE_FAULT, d) for d in (RELAY, BARRIER) if d in self.faults]
+        record = self._record(tx, tuple(sorted(set(reasons))), now)
+        tx.record = record
+        tx.committing_since = now
+        self.phase = Phase.COMMITTING
+        return [CommitPass(record)]
+
+    def _record(self, tx: Transaction, reasons: tuple[Reason, ...], now: float) -> PassRecord:
+        r, docs = tx.readings, tx.docs
+        outcome = outcome_of(reasons)
+        write_off: tuple[WriteOffLine, ...] = ()
+        if outcome is Outcome.RELEASE and docs is not None:
+            write_off = tuple(WriteOffLine(x.book_id, x.line_no, x.quantity) for x in docs.lines)
+        readings: dict[str, object] = {}
+        if r.plate:
+            readings["plate"] = {"text": r.plate.text, "confidence": r.plate.confidence}
+        if r.containers:
+            readings["containers"] = [
+                {"number": c.number, "verified": c.verified, "confidence": c.confidence}
+                for c in r.containers.containers
+            ]
+        if r.seal:
+            readings["seal"] = {"id": r.seal.seal_id, "state": r.seal.state}
+        if r.weight:
+            readings["weight_kg"] = r.weight.kg
+        if r.gps:
+            readings["gps"] = {"lat": r.gps.lat, "lon": r.gps.lon, "time": r.gps.time}
+        evidence = (r.plate.evidence if r.plate else ()) + (
+            r.containers.evidence if r.containers else ()
+        )
+        return PassRecord(
+            pass_id=tx.pass_id,
+            lane_id=self.settings.lane_id,
+            opened_at=tx.opened_at,
+            decided_at=now,
+            outcome=outcome,
+            reasons=reasons,
+            note_id=r.note.note_id if r.note else None,
+            plate=r.plate.text if r.plate else None,
+            containers=tuple(c.number for c in r.containers.containers) if r.containers else (),
+            readings=readings,
+            write_off=write_off,
+            trip_id=docs.trip.trip_id
+            if docs and docs.trip and outcome is Outcome.RELEASE
+            else None,
+            evidence=evidence,
+        )
+
+    def _on_committed(self, event: PassCommitted, now: float) -> list[Command]:
+        tx = self.tx
+        if self.phase is not Phase.COMMITTING or tx is None or event.pass_id != tx.pass_id:
+            return []
+        tx.committing_since = None
+        if event.outcome is Outcome.RELEASE:
+            # Written off: the release stands even if the relay dropped meanwhile; the lift is
+            # repeated when it returns (_on_recovered).
+            self.release_for = tx.pass_id
+            self.phase = Phase.RELEASED
+            out: list[Command] = [Display("请通行 / Proceed"), *self._lift(now)]
+            seal = tx.readings.seal
+            if seal is not None and self.settings.seal_action == "unlock":
+                out.append(UnlockSeal(seal.seal_id))
+            elif seal is not None and self.settings.seal_action == "arm":
+                out.append(ArmSeal(seal.seal_id))
+            return out
+        self.phase = Phase.HELD
+        codes = ", ".join(str(r) for r in event.reasons) or "device fault"
+        if event.outcome is Outcome.REJECT:
+            text = "不予放行 / Not cleared: " + ", ".join(r.code.value for r in event.reasons)
+        else:
+            text = "请前往查验区 / Proceed to inspection"
+        out = [
+            SetLight("red"),
+            Display(text),
+            Alert(event.outcome.value.upper(), codes, tx.pass_id),
+        ]
+        if not self.loops["arrival"]:
+            out += self._finish(now)  # the truck already left the lane
+        return out
+
+    def _on_override(self, event: Override, now: float) -> list[Command]:
+        tx = self.tx
+        if event.action == "release" and self.phase is Phase.HELD and tx and tx.record:
+            if self.in_fault:
+                return [Alert("OVERRIDE_REFUSED", "lane in fault: barrier cannot be trusted")]
+            reasons = (*tx.record.reasons, Reason(Code.OVERRIDE, event.officer))
+            record = replace(
+                tx.record,
+                outcome=Outcome.RELEASE,
+                reasons=reasons,
+                override_id=event.override_id,
+                decided_at=now,
+            )
+            tx.record = record
+            tx.committing_since = now
+            self.phase = Phase.COMMITTING
+            audit = AuditOverride(
+                tx.pass_id, "release", event.officer, event.reason, event.override_id, record
+            )
+            return [audit]
+        if event.action == "hold" and self.phase is Phase.COLLECTING and tx is not None:
+            record = self._record(tx, (Reason(Code.OVERRIDE, event.officer),), now)
+            record = replace(record, outcome=Outcome.HOLD, override_id=event.override_id)
+            tx.record = record
+            tx.committing_since = now
+            self.phase = Phase.COMMITTING
+            audit = AuditOverride(
+                tx.pass_id, "hold", event.officer, event.reason, event.override_id, record
+            )
+            return [audit]
+        return [Alert("OVERRIDE_IGNORED", f"no pass waiting for {event.action} ({self.phase})")]
+
+    # -- faults and time ---------------------------------------------------------------------
+
+    def _on_fault(self, event: DeviceFault, now: float) -> list[Command]:
+        first = event.device not in self.faults
+        self.faults[event.device] = event.detail or "down"
+        out: list[Command] = []
+        if first:
+            out.append(Alert("DEVICE_FAULT", f"{event.device}: {event.detail}"))
+        return out + self._maybe_decide(now)
+
+    def _on_recovered(self, event: DeviceRecovered, now: float) -> list[Command]:
+        if self.faults.pop(event.device, None) is None:
+            return []
+        out: list[Command] = [Alert("DEVICE_RECOVERED", event.device)]
+        if event.device == RELAY and self.phase is Phase.RELEASED and self.barrier != "open":
+            out += self._lift(now)  # a release committed while the relay was away stands
+        return out
+
+    def _on_tick(self, now: float) -> list[Command]:
+        out: list[Command] = []
+        if self.expect is not None and now > self.expect.deadline:
+            wanted = self.expect.position
+            self.expect = None
+            if BARRIER not in self.faults:
+                self.faults[BARRIER] = BARRIER
+                out.append(Alert("DEVICE_FAULT", f"barrier did not report {wanted} in time"))
+        tx = self.tx
+        if (
+            self.phase is Phase.COMMITTING
+            and tx is not None
+            and tx.committing_since is not None
+            and now - tx.committing_since > self.settings.ledger_timeout_s
+        ):
+            out.append(Alert("DEVICE_FAULT", "ledger commit is late", tx.pass_id))
+            tx.committing_since = None  # alert once; the barrier stays down meanwhile
+        out += self._maybe_decide(now)
+        out += self._maybe_close(now)
+        out += self._secure_idle(now)
+        return out
+
+    # -- the interlock -----------------------------------------------------------------------
+
+    def _interlock(self, commands: list[Command]) -> list[Command]:
+        out: list[Command] = []
+        for c in commands:
+            if isinstance(c, CloseBarrier) and self.loops["safety"]:
+                log.error("interlock: refused to lower the barrier onto an occupied safety loop")
+                continue
+            if isinstance(c, OpenBarrier) and (
+                self.release_for is None or c.pass_id != self.release_for
+            ):
+                log.error("interlock: refused to lift the barrier without a release")
+                continue
+            out.append(c)
+        return out

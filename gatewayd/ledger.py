@@ -1,0 +1,524 @@
+"""The lane's ledger: a SQLite replica of central's documents plus the lane's own pass journal.
+
+Release notes, account books (底账) with item lines and remaining quantities, transit trips,
+the watch list, passes, the outbox to central, and the override audit. A release is written off
+(底账核注) in one transaction: pass row, note marked used, book lines decremented, trip closed,
+outbox row; all or nothing. A note is used once (a guarded status change) and a balance never
+goes negative (a guarded decrement and a CHECK constraint).
+
+Not thread-safe by itself: the daemon owns one Ledger from one worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import sqlite_utils
+
+from gatewayd.commands import AuditOverride, PassRecord
+from gatewayd.documents import NoteDocs, NoteLine, NoteStatus, Trip
+from gatewayd.normalize import container as norm_container
+from gatewayd.normalize import plate as norm_plate
+from gatewayd.reasons import Code, Outcome, Reason
+
+SCHEMA_VERSION = 1
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS notes (
+    note_id TEXT PRIMARY KEY,
+    plate TEXT NOT NULL,
+    containers TEXT NOT NULL DEFAULT '[]',
+    seals TEXT NOT NULL DEFAULT '[]',
+    gross_kg REAL,
+    tolerance_kg REAL NOT NULL DEFAULT 0,
+    direction TEXT NOT NULL DEFAULT 'any' CHECK (direction IN ('entry', 'exit', 'any')),
+    valid_from REAL NOT NULL,
+    valid_until REAL NOT NULL,
+    lines TEXT NOT NULL DEFAULT '[]',
+    trip_id TEXT,
+    status TEXT NOT NULL DEFAULT 'active' CHECK (status IN ('active', 'used', 'revoked')),
+    used_by TEXT,
+    updated_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS book_lines (
+    book_id TEXT NOT NULL,
+    line_no INTEGER NOT NULL,
+    item TEXT NOT NULL DEFAULT '',
+    unit TEXT NOT NULL DEFAULT '',
+    remaining REAL NOT NULL CHECK (remaining >= 0),
+    PRIMARY KEY (book_id, line_no)
+);
+CREATE TABLE IF NOT EXISTS trips (
+    trip_id TEXT PRIMARY KEY,
+    plate TEXT NOT NULL,
+    status TEXT NOT NULL DEFAULT 'open' CHECK (status IN ('open', 'closed')),
+    closed_by TEXT
+);
+CREATE TABLE IF NOT EXISTS watchlist (
+    kind TEXT NOT NULL CHECK (kind IN ('plate', 'container')),
+    value TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    PRIMARY KEY (kind, value)
+);
+CREATE TABLE IF NOT EXISTS passes (
+    pass_id TEXT PRIMARY KEY,
+    lane_id TEXT NOT NULL,
+    opened_at REAL NOT NULL,
+    decided_at REAL NOT NULL,
+    outcome TEXT NOT NULL,
+    reasons TEXT NOT NULL,
+    note_id TEXT,
+    plate TEXT,
+    record TEXT NOT NULL,
+    override_id TEXT
+);
+CREATE INDEX IF NOT EXISTS passes_note ON passes (note_id);
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    kind TEXT NOT NULL,
+    key TEXT NOT NULL,
+    payload TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    delivered_at REAL,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    UNIQUE (kind, key)
+);
+CREATE INDEX IF NOT EXISTS outbox_pending ON outbox (seq) WHERE delivered_at IS NULL;
+CREATE TABLE IF NOT EXISTS overrides (
+    override_id TEXT PRIMARY KEY,
+    pass_id TEXT NOT NULL,
+    action TEXT NOT NULL,
+    officer TEXT NOT NULL,
+    reason TEXT NOT NULL,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class NoteIn:
+    """A release note as central sends it (and scenarios write it)."""
+
+    note_id: str
+    plate: str
+    valid_from: float
+    valid_until: float
+    containers: tuple[str, ...] = ()
+    seals: tuple[str, ...] = ()
+    gross_kg: float | None = None
+    tolerance_kg: float = 0.0
+    direction: str = "any"
+    lines: tuple[tuple[str, int, float], ...] = ()  # (book id, line no, quantity)
+    trip_id: str | None = None
+    status: str = "active"
+
+
+@dataclass(frozen=True)
+class BookLineIn:
+    """One account-book line with its remaining quantity."""
+
+    book_id: str
+    line_no: int
+    remaining: float
+    item: str = ""
+    unit: str = ""
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    """A message waiting for (or past) delivery to central."""
+
+    seq: int
+    kind: str
+    key: str
+    payload: str
+    created_at: float
+    attempts: int
+
+
+class Ledger:
+    """The lane's SQLite ledger (WAL, synchronous=FULL: a committed pass survives power loss)."""
+
+    def __init__(self, path: str | Path, *, synchronous: str = "FULL") -> None:
+        if synchronous not in ("FULL", "NORMAL", "OFF"):
+            raise ValueError(f"synchronous must be FULL, NORMAL or OFF, not {synchronous!r}")
+        self.path = Path(path)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE ... COMMIT)
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.conn = conn
+        self.db = sqlite_utils.Database(conn)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={synchronous}")
+        conn.execute("PRAGMA busy_timeout=5000")
+        conn.executescript(_SCHEMA)
+        self._set_meta_default("schema_version", str(SCHEMA_VERSION))
+
+    def close(self) -> None:
+        """Close the connection (the WAL is checkpointed by SQLite)."""
+        self.conn.close()
+
+    # -- documents ---------------------------------------------------------------------------
+
+    def upsert_notes(self, notes: Iterable[NoteIn], now: float | None = None) -> None:
+        """Insert or replace release notes (a used note keeps its used status)."""
+        at = time.time() if now is None else now
+        rows = [self._note_row(n, at) for n in notes]
+        with self._transaction():
+            for row in rows:
+                existing = self.conn.execute(
+                    "SELECT status, used_by FROM notes WHERE note_id = ?", (row["note_id"],)
+                ).fetchone()
+                if existing is not None and existing[0] == "used":
+                    row["status"], row["used_by"] = "used", existing[1]
+                self.db.table("notes").upsert(row, pk="note_id")
+
+    def revoke_note(self, note_id: str) -> bool:
+        """Mark an active note revoked; False when there is no active note of that id."""
+        with self._transaction():
+            cur = self.conn.execute(
+                "UPDATE notes SET status = 'revoked', updated_at = ? "
+                "WHERE note_id = ? AND status = 'active'",
+                (time.time(), note_id),
+            )
+            return cur.rowcount == 1
+
+    def upsert_book_lines(self, lines: Iterable[BookLineIn]) -> None:
+        """Insert or replace account-book lines with their remaining quantities."""
+        rows = [
+            {
+                "book_id": x.book_id,
+                "line_no": x.line_no,
+                "item": x.item,
+                "unit": x.unit,
+                "remaining": x.remaining,
+            }
+            for x in lines
+        ]
+        with self._transaction():
+            self.db.table("book_lines").upsert_all(rows, pk=("book_id", "line_no"))
+
+    def upsert_trips(self, trips: Iterable[tuple[str, str, str]]) -> None:
+        """Insert or replace transit trips as (trip id, plate, status)."""
+        rows = [{"trip_id": t, "plate": norm_plate(p), "status": s} for t, p, s in trips]
+        with self._transaction():
+            self.db.table("trips").upsert_all(rows, pk="trip_id")
+
+    def set_watch(self, kind: str, value: str, reason: str = "") -> None:
+        """Put a plate or container number on the watch list."""
+        norm = norm_plate(value) if kind == "plate" else norm_container(value)
+        with self._transaction():
+            self.db.table("watchlist").upsert(
+                {"kind": kind, "value": norm, "reason": reason}, pk=("kind", "value")
+            )
+
+    def remove_watch(self, kind: str, value: str) -> None:
+        """Take an entry off the watch list."""
+        norm = norm_plate(value) if kind == "plate" else norm_container(value)
+        with self._transaction():
+            self.conn.execute("DELETE FROM watchlist WHERE kind = ? AND value = ?", (kind, norm))
+
+    def watchlist(self) -> tuple[frozenset[str], frozenset[str]]:
+        """The watch list as (plates, container numbers), normalised."""
+        rows = self.conn.execute("SELECT kind, value FROM watchlist").fetchall()
+        plates = frozenset(v for k, v in rows if k == "plate")
+        return plates, frozenset(v for k, v in rows if k == "container")
+
+    def load_note(self, note_id: str) -> NoteDocs | None:
+        """The note with its book balances and trip, or None when the ledger lacks it."""
+        row = self.conn.execute(
+            "SELECT note_id, plate, containers, seals, gross_kg, tolerance_kg, direction, "
+            "valid_from, valid_until, status, lines, trip_id FROM notes WHERE note_id = ?",
+            (note_id,),
+        ).fetchone()
+        if row is None:
+            return None
+        lines = []
+        for book_id, line_no, quantity in json.loads(row[10]):
+            bal = self.conn.execute(
+                "SELECT remaining FROM book_lines WHERE book_id = ? AND line_no = ?",
+                (book_id, line_no),
+            ).fetchone()
+            lines.append(NoteLine(book_id, int(line_no), float(quantity), bal[0] if bal else 0.0))
+        trip = None
+        if row[11]:
+            t = self.conn.execute(
+                "SELECT trip_id, status FROM trips WHERE trip_id = ?", (row[11],)
+            ).fetchone()
+            # a note naming a trip the ledger lacks cannot have closed it
+            trip = Trip(t[0], t[1]) if t else Trip(row[11], "open")
+        return NoteDocs(
+            note_id=row[0],
+            plate=row[1],
+            containers=tuple(json.loads(row[2])),
+            seals=tuple(json.loads(row[3])),
+            gross_kg=row[4],
+            tolerance_kg=row[5],
+            direction=row[6],
+            valid_from=row[7],
+            valid_until=row[8],
+            status=NoteStatus(row[9]),
+            lines=tuple(lines),
+            trip=trip,
+        )
+
+    # -- passes ------------------------------------------------------------------------------
+
+    def commit_pass(self, record: PassRecord) -> tuple[Outcome, tuple[Reason, ...]]:
+        """Write a decided pass; for a release, write the note off in the same transaction.
+
+        Inside the transaction the note and balances are checked again: if a neighbouring lane
+        (or central) used, revoked or drew on them since the decision, the pass is recorded as
+        a REJECT with the reason instead, and nothing is written off. Committing the same pass
+        id twice changes nothing and returns what was first written.
+        """
+        with self._transaction():
+            done = self._existing_pass(record.pass_id)
+            if done is not None:
+                return done
+            outcome, reasons = record.outcome, record.reasons
+            if outcome is Outcome.RELEASE:
+                failed = self._write_off(record)
+                if failed:
+                    outcome = Outcome.REJECT
+                    reasons = tuple(sorted(set(reasons) | set(failed)))
+            final = _with_outcome(record, outcome, reasons)
+            self._insert_pass(final)
+            self._enqueue("pass", final.pass_id, final.as_dict())
+            return outcome, reasons
+
+    def audit_override(self, cmd: AuditOverride) -> tuple[Outcome, tuple[Reason, ...]]:
+        """Apply an officer override: audit row, pass (re)written, write-off when it releases.
+
+        The officer's release stands even if the write-off cannot be made (the note was used
+        or its balance is short): the shortfall is kept in the reasons for central to see.
+        """
+        record = cmd.record
+        with self._transaction():
+            seen = self.conn.execute(
+                "SELECT 1 FROM overrides WHERE override_id = ?", (cmd.override_id,)
+            ).fetchone()
+            if seen is not None:
+                done = self._existing_pass(cmd.pass_id)
+                if done is not None:
+                    return done
+            self.conn.execute(
+                "INSERT OR IGNORE INTO overrides VALUES (?, ?, ?, ?, ?, ?)",
+                (cmd.override_id, cmd.pass_id, cmd.action, cmd.officer, cmd.reason, time.time()),
+            )
+            reasons = record.reasons
+            if cmd.action == "release":
+                failed = self._write_off(record)
+                reasons = tuple(sorted(set(reasons) | set(failed)))
+            final = _with_outcome(record, record.outcome, reasons)
+            if self._existing_pass(cmd.pass_id) is None:
+                self._insert_pass(final)
+                self._enqueue("pass", final.pass_id, final.as_dict())
+            else:
+                self.conn.execute(
+                    "UPDATE passes SET outcome = ?, reasons = ?, record = ?, override_id = ? "
+                    "WHERE pass_id = ?",
+                    (
+                        final.outcome.value,
+                        _reasons_json(final.reasons),
+                        json.dumps(final.as_dict(), ensure_ascii=False),
+                        cmd.override_id,
+                        cmd.pass_id,
+                    ),
+                )
+                payload = {**final.as_dict(), "officer": cmd.officer, "why": cmd.reason}
+                self._enqueue("override", cmd.override_id, payload)
+            return final.outcome, final.reasons
+
+    def _write_off(self, record: PassRecord) -> list[Reason]:
+        """Use the note and draw its lines; on any failure undo all of it and say why."""
+        if record.note_id is None:
+            return []
+        self.conn.execute("SAVEPOINT write_off")
+        failed = self._try_write_off(record, record.note_id)
+        if failed:
+            self.conn.execute("ROLLBACK TO write_off")
+        self.conn.execute("RELEASE write_off")
+        return failed
+
+    def _try_write_off(self, record: PassRecord, note_id: str) -> list[Reason]:
+        cur = self.conn.execute(
+            "UPDATE notes SET status = 'used', used_by = ?, updated_at = ? "
+            "WHERE note_id = ? AND status = 'active'",
+            (record.pass_id, time.time(), note_id),
+        )
+        if cur.rowcount != 1:
+            row = self.conn.execute(
+                "SELECT status FROM notes WHERE note_id = ?", (note_id,)
+            ).fetchone()
+            if row is None:
+                return [Reason(Code.NOTE_UNKNOWN, note_id)]
+            code = Code.NOTE_REVOKED if row[0] == "revoked" else Code.NOTE_USED
+            return [Reason(code, note_id)]
+        failed = []
+        for line in record.write_off:
+            cur = self.conn.execute(
+                "UPDATE book_lines SET remaining = remaining - ? "
+                "WHERE book_id = ? AND line_no = ? AND remaining >= ?",
+                (line.quantity, line.book_id, line.line_no, line.quantity),
+            )
+            if cur.rowcount != 1:
+                detail = f"{line.book_id}/{line.line_no}: {line.quantity:g} not covered"
+                failed.append(Reason(Code.BALANCE_INSUFFICIENT, detail))
+        if record.trip_id is not None:
+            self.conn.execute(
+                "UPDATE trips SET status = 'closed', closed_by = ? WHERE trip_id = ?",
+                (record.pass_id, record.trip_id),
+            )
+        return failed
+
+    def _existing_pass(self, pass_id: str) -> tuple[Outcome, tuple[Reason, ...]] | None:
+        row = self.conn.execute(
+            "SELECT outcome, reasons FROM passes WHERE pass_id = ?", (pass_id,)
+        ).fetchone()
+        if row is None:
+            return None
+        reasons = tuple(Reason(Code(r["code"]), r["detail"]) for r in json.loads(row[1]))
+        return Outcome(row[0]), reasons
+
+    def _insert_pass(self, record: PassRecord) -> None:
+        self.conn.execute(
+            "INSERT INTO passes VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.pass_id,
+                record.lane_id,
+                record.opened_at,
+                record.decided_at,
+                record.outcome.value,
+                _reasons_json(record.reasons),
+                record.note_id,
+                record.plate,
+                json.dumps(record.as_dict(), ensure_ascii=False),
+                record.override_id,
+            ),
+        )
+
+    def passes(self) -> list[dict[str, Any]]:
+        """Every pass recorded, oldest first, as central receives them."""
+        rows = self.conn.execute("SELECT record FROM passes ORDER BY decided_at, pass_id")
+        return [json.loads(r[0]) for r in rows]
+
+    # -- outbox ------------------------------------------------------------------------------
+
+    def enqueue(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        """Queue a message for central (an alert, a status) in a transaction of its own."""
+        with self._transaction():
+            self._enqueue(kind, key, payload)
+
+    def _enqueue(self, kind: str, key: str, payload: dict[str, Any]) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO outbox (kind, key, payload, created_at) VALUES (?, ?, ?, ?)",
+            (kind, key, json.dumps(payload, ensure_ascii=False), time.time()),
+        )
+
+    def outbox_pending(self, limit: int = 100) -> list[OutboxRow]:
+        """Undelivered messages, oldest first."""
+        rows = self.conn.execute(
+            "SELECT seq, kind, key, payload, created_at, attempts FROM outbox "
+            "WHERE delivered_at IS NULL ORDER BY seq LIMIT ?",
+            (limit,),
+        ).fetchall()
+        return [OutboxRow(*r) for r in rows]
+
+    def mark_delivered(self, seqs: Sequence[int], now: float | None = None) -> None:
+        """Record that central acknowledged these messages."""
+        at = time.time() if now is None else now
+        with self._transaction():
+            self.conn.executemany(
+                "UPDATE outbox SET delivered_at = ? WHERE seq = ? AND delivered_at IS NULL",
+                [(at, s) for s in seqs],
+            )
+
+    def outbox_counts(self) -> tuple[int, int]:
+        """(pending, delivered) message counts."""
+        row = self.conn.execute(
+            "SELECT SUM(delivered_at IS NULL), SUM(delivered_at IS NOT NULL) FROM outbox"
+        ).fetchone()
+        return int(row[0] or 0), int(row[1] or 0)
+
+    # -- meta --------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        """A stored setting (applied sync sequence, active rule bundle, ...)."""
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        """Store a setting."""
+        with self._transaction():
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _set_meta_default(self, key: str, value: str) -> None:
+        with self._transaction():
+            self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- plumbing ----------------------------------------------------------------------------
+
+    def _transaction(self) -> _Transaction:
+        return _Transaction(self.conn)
+
+    @staticmethod
+    def _note_row(n: NoteIn, at: float) -> dict[str, Any]:
+        return {
+            "note_id": n.note_id,
+            "plate": norm_plate(n.plate),
+            "containers": json.dumps([norm_container(c) for c in n.containers]),
+            "seals": json.dumps(list(n.seals)),
+            "gross_kg": n.gross_kg,
+            "tolerance_kg": n.tolerance_kg,
+            "direction": n.direction,
+            "valid_from": n.valid_from,
+            "valid_until": n.valid_until,
+            "lines": json.dumps([list(x) for x in n.lines]),
+            "trip_id": n.trip_id,
+            "status": n.status,
+            "used_by": None,
+            "updated_at": at,
+        }
+
+
+class _Transaction:
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; nests as a no-op."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.outer = False
+
+    def __enter__(self) -> None:
+        if not self.conn.in_transaction:
+            self.conn.execute("BEGIN IMMEDIATE")
+            self.outer = True
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if not self.outer:
+            return
+        if exc_type is None:
+            self.conn.execute("COMMIT")
+        else:
+            self.conn.execute("ROLLBACK")
+
+
+def _reasons_json(reasons: Iterable[Reason]) -> str:
+    return json.dumps([{"code": r.code.value, "detail": r.detail} for r in reasons])
+
+
+def _with_outcome(record: PassRecord, outcome: Outcome, reasons: tuple[Reason, ...]) -> PassRecord:
+    if outcome is record.outcome and reasons == record.reasons:
+        return record
+    write_off = record.write_off if outcome is Outcome.RELEASE else ()
+    trip_id = record.trip_id if outcome is Outcome.RELEASE else None
+    return replace(record, outcome=outcome, reasons=reasons, write_off=write_off, trip_id=trip_id)
