@@ -1,0 +1,233 @@
+"""A lane's configuration: pydantic models per section, unknown keys refused, every field described.
+
+Loaded from TOML with ``load_config``; a bad file raises ``FileError`` naming each key path,
+its line, and what is wrong, as ``gatewayctl config validate`` prints them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from drivers import release_note
+from gatewayd.judge import READING_KINDS, ReadingKind
+from gatewayd.tomlfile import load_model, parse_model
+
+
+def invalid(model: str, loc: tuple[str | int, ...], message: str, value: object) -> ValidationError:
+    """A validation error pinned to a key path, for checks that span several sections."""
+    error = PydanticCustomError("invalid_reference", message)
+    return ValidationError.from_exception_data(
+        model, [InitErrorDetails(type=error, loc=loc, input=value)]
+    )
+
+
+class Section(BaseModel):
+    """Base of every section: unknown keys are errors, values are not silently coerced."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LaneSection(Section):
+    id: str = Field(min_length=1, max_length=64, description="Lane id, unique within the site.")
+    site: str = Field(min_length=1, max_length=64, description="Site (checkpoint) id.")
+    direction: Literal["entry", "exit"] = Field(description="Which way traffic crosses here.")
+    profile: str = Field(description="Name of the profile (see [profiles]) this lane runs.")
+
+
+class CentralSection(Section):
+    public_keys: list[str] = Field(
+        min_length=1,
+        description="Central's Ed25519 public keys, base64 of the 32 raw bytes; two while "
+        "central rotates keys.",
+    )
+
+    @field_validator("public_keys")
+    @classmethod
+    def _keys_parse(cls, value: list[str]) -> list[str]:
+        release_note.public_keys(value)  # raises ValueError naming the bad one
+        return value
+
+
+class LedgerSection(Section):
+    path: Path = Field(description="SQLite ledger file; created if absent.")
+    synchronous: Literal["FULL", "NORMAL"] = Field(
+        "FULL", description="FULL survives power loss with every committed pass."
+    )
+
+
+class TimingSection(Section):
+    decision_deadline_s: float = Field(
+        20.0, gt=0, le=600, description="Hold a pass whose readings are not all in by then."
+    )
+    barrier_timeout_s: float = Field(
+        4.0, gt=0, le=60, description="A barrier not reporting open/closed by then is a fault."
+    )
+    settle_s: float = Field(
+        5.0, gt=0, le=120, description="After the first exit, close once loops are quiet this long."
+    )
+    withdraw_s: float = Field(
+        15.0, gt=0, le=600, description="Close behind a released vehicle that never passed."
+    )
+    ledger_timeout_s: float = Field(5.0, gt=0, description="Alert when a commit takes longer.")
+    tick_ms: int = Field(50, ge=5, le=1000, description="How often deadlines are checked.")
+
+
+class DecisionSection(Section):
+    min_confidence: float = Field(
+        0.80, ge=0, le=1, description="Readings below this confidence are held for a human."
+    )
+    default_tolerance_kg: float = Field(
+        500.0, ge=0, description="Weight tolerance when the note gives none."
+    )
+
+
+class GeofenceSection(Section):
+    polygon: list[tuple[float, float]] = Field(
+        min_length=3, description="The gate's fence as [lat, lon] corners, in order."
+    )
+
+    @field_validator("polygon")
+    @classmethod
+    def _in_range(cls, value: list[tuple[float, float]]) -> list[tuple[float, float]]:
+        for lat, lon in value:
+            if not (-90 <= lat <= 90 and -180 <= lon <= 180):
+                raise ValueError(f"corner ({lat}, {lon}) is not a [lat, lon] in degrees")
+        return value
+
+
+Address = Annotated[int, Field(ge=0, le=65535)]
+
+
+class RelayCoils(Section):
+    barrier_up: Address = Field(description="Coil that lifts the barrier.")
+    barrier_down: Address = Field(description="Coil that lowers the barrier.")
+    light_green: Address = Field(description="Coil of the green light.")
+    light_red: Address = Field(description="Coil of the red light.")
+
+
+class RelayInputs(Section):
+    arrival: Address = Field(description="Discrete input of the arrival loop.")
+    safety: Address = Field(description="Discrete input of the safety loop under the barrier.")
+    exit: Address = Field(description="Discrete input of the exit loop.")
+    barrier_open: Address = Field(description="Limit switch: barrier fully open.")
+    barrier_closed: Address = Field(description="Limit switch: barrier fully closed.")
+
+
+class RelaySection(Section):
+    transport: Literal["tcp", "rtu"] = Field(description="Modbus TCP or RTU over serial.")
+    host: str | None = Field(None, description="Relay address (tcp).")
+    port: int = Field(502, ge=1, le=65535, description="Relay TCP port (tcp).")
+    serial_port: str | None = Field(None, description="Serial device (rtu), e.g. /dev/ttyUSB0.")
+    baudrate: int = Field(9600, description="Serial speed (rtu).")
+    device_id: int = Field(1, ge=0, le=247, description="Modbus unit id of the relay.")
+    poll_ms: int = Field(
+        20, ge=1, le=100, description="Loop input polling period; keep a reaction under 100 ms."
+    )
+    timeout_s: float = Field(0.5, gt=0, le=10, description="Per-request timeout.")
+    coils: RelayCoils
+    inputs: RelayInputs
+
+    @model_validator(mode="after")
+    def _transport_needs(self) -> RelaySection:
+        if self.transport == "tcp" and not self.host:
+            raise invalid("RelaySection", ("host",), "transport 'tcp' needs host", None)
+        if self.transport == "rtu" and not self.serial_port:
+            raise invalid("RelaySection", ("serial_port",), "transport 'rtu' needs it", None)
+        for name, section in (("coils", self.coils), ("inputs", self.inputs)):
+            addresses = list(section.model_dump().values())
+            if len(set(addresses)) != len(addresses):
+                raise invalid("RelaySection", (name,), "two signals share one address", addresses)
+        return self
+
+
+class ProfileSection(Section):
+    required: list[ReadingKind] = Field(description="Readings a pass must have to be decided.")
+    seal_action: Literal["none", "unlock", "arm"] = Field(
+        "none", description="What to do with the e-seal after a release."
+    )
+
+    @field_validator("required")
+    @classmethod
+    def _unique(cls, value: list[ReadingKind]) -> list[ReadingKind]:
+        if len(set(value)) != len(value):
+            raise ValueError("a reading is listed twice")
+        return value
+
+
+BUILTIN_PROFILES: dict[str, ProfileSection] = {
+    "container-entry": ProfileSection(
+        required=["plate", "containers", "qr", "seal", "weight"], seal_action="unlock"
+    ),
+    "container-exit": ProfileSection(
+        required=["plate", "containers", "qr", "seal", "weight"], seal_action="arm"
+    ),
+    "empty-entry": ProfileSection(required=["plate", "qr", "weight"]),
+    "empty-exit": ProfileSection(required=["plate", "qr"]),
+}
+
+
+class SimDeviceConfig(Section):
+    kind: Literal["sim"] = Field(description="Readings come from the simulator.")
+
+
+DeviceConfig = Annotated[SimDeviceConfig, Field(discriminator="kind")]
+
+
+class DevicesSection(Section):
+    plate: DeviceConfig | None = Field(None, description="Plate camera(s).")
+    containers: DeviceConfig | None = Field(None, description="Container cameras.")
+    qr: DeviceConfig | None = Field(None, description="Release-note QR scanner.")
+    seal: DeviceConfig | None = Field(None, description="E-seal reader.")
+    weight: DeviceConfig | None = Field(None, description="Weighbridge indicator.")
+    gps: DeviceConfig | None = Field(None, description="GPS of the vehicle terminal.")
+
+
+class LaneConfig(Section):
+    """The whole lane config file."""
+
+    lane: LaneSection
+    central: CentralSection
+    ledger: LedgerSection
+    relay: RelaySection
+    geofence: GeofenceSection
+    timing: TimingSection = TimingSection()
+    decision: DecisionSection = DecisionSection()
+    profiles: dict[str, ProfileSection] = Field(
+        default_factory=dict, description="Extra or overriding profiles by name."
+    )
+    devices: DevicesSection = DevicesSection()
+
+    @property
+    def profile(self) -> ProfileSection:
+        """The profile this lane runs."""
+        return {**BUILTIN_PROFILES, **self.profiles}[self.lane.profile]
+
+    @model_validator(mode="after")
+    def _profile_is_runnable(self) -> LaneConfig:
+        known = {**BUILTIN_PROFILES, **self.profiles}
+        name = self.lane.profile
+        if name not in known:
+            message = f"unknown profile; known: {', '.join(sorted(known))}"
+            raise invalid("LaneConfig", ("lane", "profile"), message, name)
+        for kind in known[name].required:
+            if getattr(self.devices, kind) is None:
+                message = f"profile {name!r} requires this reading but no device gives it"
+                raise invalid("LaneConfig", ("devices", kind), message, None)
+        return self
+
+
+def load_config(path: str | Path) -> LaneConfig:
+    """Read and validate a lane config file; raises FileError naming every problem."""
+    return load_model(path, LaneConfig)
+
+
+def parse_config(text: str, source: str = "<text>") -> LaneConfig:
+    """Validate a lane config given as TOML text."""
+    return parse_model(text, LaneConfig, source=source)
+
+
+__all__ = ["READING_KINDS", "LaneConfig", "load_config", "parse_config"]
