@@ -139,6 +139,13 @@ class AuditOverride:
 
 
 @dataclass(frozen=True)
+class PassClosed:
+    """The pass is over: the barrier closed behind it, or the truck left the lane."""
+
+    pass_id: str
+
+
+@dataclass(frozen=True)
 class Alert:
     """Something a human should know about now."""
 
@@ -158,5 +165,6 @@ Command = (
     | LoadDocuments
     | CommitPass
     | AuditOverride
+    | PassClosed
     | Alert
 )

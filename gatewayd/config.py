@@ -9,26 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, field_validator, model_validator
 
 from drivers import release_note
+from drivers.modbus_io import RelaySettings
+from drivers.settings import Section, invalid
 from gatewayd.judge import READING_KINDS, ReadingKind
 from gatewayd.tomlfile import load_model, parse_model
-
-
-def invalid(model: str, loc: tuple[str | int, ...], message: str, value: object) -> ValidationError:
-    """A validation error pinned to a key path, for checks that span several sections."""
-    error = PydanticCustomError("invalid_reference", message)
-    return ValidationError.from_exception_data(
-        model, [InitErrorDetails(type=error, loc=loc, input=value)]
-    )
-
-
-class Section(BaseModel):
-    """Base of every section: unknown keys are errors, values are not silently coerced."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class LaneSection(Section):
@@ -99,51 +86,6 @@ class GeofenceSection(Section):
         return value
 
 
-Address = Annotated[int, Field(ge=0, le=65535)]
-
-
-class RelayCoils(Section):
-    barrier_up: Address = Field(description="Coil that lifts the barrier.")
-    barrier_down: Address = Field(description="Coil that lowers the barrier.")
-    light_green: Address = Field(description="Coil of the green light.")
-    light_red: Address = Field(description="Coil of the red light.")
-
-
-class RelayInputs(Section):
-    arrival: Address = Field(description="Discrete input of the arrival loop.")
-    safety: Address = Field(description="Discrete input of the safety loop under the barrier.")
-    exit: Address = Field(description="Discrete input of the exit loop.")
-    barrier_open: Address = Field(description="Limit switch: barrier fully open.")
-    barrier_closed: Address = Field(description="Limit switch: barrier fully closed.")
-
-
-class RelaySection(Section):
-    transport: Literal["tcp", "rtu"] = Field(description="Modbus TCP or RTU over serial.")
-    host: str | None = Field(None, description="Relay address (tcp).")
-    port: int = Field(502, ge=1, le=65535, description="Relay TCP port (tcp).")
-    serial_port: str | None = Field(None, description="Serial device (rtu), e.g. /dev/ttyUSB0.")
-    baudrate: int = Field(9600, description="Serial speed (rtu).")
-    device_id: int = Field(1, ge=0, le=247, description="Modbus unit id of the relay.")
-    poll_ms: int = Field(
-        20, ge=1, le=100, description="Loop input polling period; keep a reaction under 100 ms."
-    )
-    timeout_s: float = Field(0.5, gt=0, le=10, description="Per-request timeout.")
-    coils: RelayCoils
-    inputs: RelayInputs
-
-    @model_validator(mode="after")
-    def _transport_needs(self) -> RelaySection:
-        if self.transport == "tcp" and not self.host:
-            raise invalid("RelaySection", ("host",), "transport 'tcp' needs host", None)
-        if self.transport == "rtu" and not self.serial_port:
-            raise invalid("RelaySection", ("serial_port",), "transport 'rtu' needs it", None)
-        for name, section in (("coils", self.coils), ("inputs", self.inputs)):
-            addresses = list(section.model_dump().values())
-            if len(set(addresses)) != len(addresses):
-                raise invalid("RelaySection", (name,), "two signals share one address", addresses)
-        return self
-
-
 class ProfileSection(Section):
     required: list[ReadingKind] = Field(description="Readings a pass must have to be decided.")
     seal_action: Literal["none", "unlock", "arm"] = Field(
@@ -192,7 +134,7 @@ class LaneConfig(Section):
     lane: LaneSection
     central: CentralSection
     ledger: LedgerSection
-    relay: RelaySection
+    relay: RelaySettings
     geofence: GeofenceSection
     timing: TimingSection = TimingSection()
     decision: DecisionSection = DecisionSection()

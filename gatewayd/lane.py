@@ -32,6 +32,7 @@ from gatewayd.commands import (
     Display,
     LoadDocuments,
     OpenBarrier,
+    PassClosed,
     PassRecord,
     SetLight,
     UnlockSeal,
@@ -275,12 +276,13 @@ class LaneCore:
         return [Capture(pass_id), Display("请出示放行单 / Show your release note")]
 
     def _finish(self, now: float) -> list[Command]:
+        out: list[Command] = [PassClosed(self.tx.pass_id)] if self.tx else []
         self.tx = None
         self.release_for = None
         self.phase = Phase.IDLE
         if self.loops["arrival"]:
-            return self._open(now)  # the next vehicle is already waiting
-        return []
+            out += self._open(now)  # the next vehicle is already waiting
+        return out
 
     def _on_reading(
         self,

@@ -1,0 +1,96 @@
+"""`gatewayd`: run a lane on real devices, or against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from gatewayd.tomlfile import FileError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+
+
+def _logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.INFO if verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+@app.command()
+def sim(
+    scenario: Annotated[
+        Path | None, typer.Option(help="Scenario file (docs/scenarios.md); default: generated.")
+    ] = None,
+    vehicles: Annotated[int, typer.Option(min=1, help="Vehicles to generate.")] = 50,
+    seed: Annotated[int, typer.Option(help="Seed of the generated traffic and timings.")] = 1,
+    fast: Annotated[bool, typer.Option(help="Run a hundred times faster than real time.")] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="End with one JSON line of figures.")
+    ] = False,
+    workdir: Annotated[
+        Path | None, typer.Option(help="Keep the ledger here instead of a temporary folder.")
+    ] = None,
+    verbose: Annotated[bool, typer.Option("-v", help="Log lane events.")] = False,
+) -> None:
+    """Run one lane against simulated hardware and traffic; print each pass and a summary."""
+    _logging(verbose)
+    from sim.run import print_report, simulate  # the field daemon never loads the simulator
+    from sim.scenario import generate, load_scenario
+
+    try:
+        spec = load_scenario(scenario) if scenario else generate(vehicles, seed)
+    except FileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{exc.path}: {problem}", err=True)
+        raise typer.Exit(1) from None
+
+    from sim.run import format_result
+
+    def show(result: object) -> None:
+        typer.echo(format_result(result))  # type: ignore[arg-type]
+
+    try:
+        report = asyncio.run(simulate(spec, seed=seed, fast=fast, workdir=workdir, on_result=show))
+    except ValueError as exc:
+        typer.echo(f"scenario: {exc}", err=True)
+        raise typer.Exit(1) from None
+    print_report(report, sys.stdout, as_json=json_out)
+    if report.collisions:
+        raise typer.Exit(2)
+
+
+@app.command()
+def run(
+    config: Annotated[Path, typer.Option("--config", "-c", help="Lane config (TOML).")],
+    verbose: Annotated[bool, typer.Option("-v", help="Log lane events.")] = False,
+) -> None:
+    """Run a lane on its real devices until stopped (SIGINT/SIGTERM)."""
+    _logging(verbose)
+    from gatewayd.config import load_config
+    from gatewayd.runner import run_lane
+
+    try:
+        cfg = load_config(config)
+    except FileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{exc.path}: {problem}", err=True)
+        raise typer.Exit(1) from None
+    try:
+        asyncio.run(run_lane(cfg))
+    except KeyboardInterrupt:
+        pass
+    except ValueError as exc:
+        typer.echo(f"{config}: {exc}", err=True)
+        raise typer.Exit(1) from None
+
+
+def main() -> None:
+    """Console entry point."""
+    app()

@@ -1,0 +1,375 @@
+"""The lane daemon: drivers put events on a bounded queue, the core answers, commands run.
+
+One TaskGroup per lane with named tasks: the relay (through the supervisor), each reading
+source, the ticker and the dispatcher. The dispatcher is the only caller of the core. Ledger
+work runs on one dedicated thread (SQLite connections belong to a thread, and a commit's fsync
+must not stall the loop); answers from the ledger go straight back into the core, so a release
+moves from its last reading to the barrier command without waiting behind other events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+from drivers import release_note
+from drivers.modbus_io import RelayIO, SignalChanged
+from drivers.supervisor import Backoff, DriverError, Health, Supervisor
+from gatewayd.commands import (
+    Alert,
+    ArmSeal,
+    AuditOverride,
+    Capture,
+    CloseBarrier,
+    Command,
+    CommitPass,
+    Display,
+    LoadDocuments,
+    OpenBarrier,
+    PassClosed,
+    PassRecord,
+    SetLight,
+    UnlockSeal,
+)
+from gatewayd.config import LaneConfig
+from gatewayd.events import (
+    BarrierChanged,
+    BarrierPosition,
+    DeviceFault,
+    DeviceRecovered,
+    DocumentsLoaded,
+    Event,
+    LoopChanged,
+    PassCommitted,
+    Tick,
+    WatchlistChanged,
+)
+from gatewayd.judge import Policy, ReadingKind
+from gatewayd.lane import RELAY, LaneCore, LaneSettings
+from gatewayd.ledger import Ledger
+from gatewayd.reasons import Outcome, Reason
+from gatewayd.sources import DisplaySink, ReadingSource, SealActuator, Triggered
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+QUEUE_SIZE = 4096
+
+
+class LaneClock:
+    """Wall-clock seconds that never jump: anchored to the wall clock once, then monotonic."""
+
+    def __init__(self) -> None:
+        self._wall0 = time.time()
+        self._mono0 = time.monotonic()
+
+    def __call__(self) -> float:
+        return self._wall0 + (time.monotonic() - self._mono0)
+
+
+def new_pass_id(lane_id: str) -> Callable[[float], str]:
+    """Pass ids readable by an officer and unique across restarts: lane, UTC time, random."""
+
+    def make(now: float) -> str:
+        stamp = datetime.fromtimestamp(now, UTC).strftime("%Y%m%dT%H%M%S")
+        return f"{lane_id}-{stamp}-{uuid.uuid4().hex[:6]}"
+
+    return make
+
+
+@dataclass
+class PassTiming:
+    """How long one pass took, as the lane saw it (monotonic seconds)."""
+
+    pass_id: str
+    arrived: float
+    decided_from: float | None = None  # when the reading that completed the pass came in
+    decision_ms: float | None = None  # that reading -> barrier command (or hold display)
+    record: PassRecord | None = None
+    outcome: Outcome | None = None
+    finished: float | None = None
+
+    @property
+    def lane_s(self) -> float | None:
+        """Arrival to the barrier closed behind the truck (or the truck gone)."""
+        return None if self.finished is None else self.finished - self.arrived
+
+
+class LaneObserver(Protocol):
+    """Gets each pass's outcome and timings (the simulator and status reporting use it)."""
+
+    def pass_opened(self, timing: PassTiming) -> None:
+        """A vehicle was noticed on the arrival loop and greeted."""
+
+    def pass_decided(self, timing: PassTiming) -> None:
+        """A pass's decision was carried out (barrier commanded, or hold/reject shown)."""
+
+    def pass_finished(self, timing: PassTiming) -> None:
+        """The pass is over: barrier closed behind it, or the truck left the lane."""
+
+
+@dataclass
+class Lane:
+    """One running lane: config, relay, reading sources, ledger, and the pure core."""
+
+    config: LaneConfig
+    relay: RelayIO
+    sources: list[ReadingSource]
+    display: DisplaySink | None = None
+    observer: LaneObserver | None = None
+    clock: Callable[[], float] = field(default_factory=LaneClock)
+    relay_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.2, maximum=5.0))
+
+    def __post_init__(self) -> None:
+        c = self.config
+        profile = c.profile
+        devices: dict[ReadingKind, str] = {kind: kind for kind in profile.required}
+        for source in self.sources:
+            devices[source.kind] = source.name
+        settings = LaneSettings(
+            lane_id=c.lane.id,
+            policy=Policy(
+                required=frozenset(profile.required),
+                direction=c.lane.direction,
+                geofence=tuple(c.geofence.polygon),
+                min_confidence=c.decision.min_confidence,
+                default_tolerance_kg=c.decision.default_tolerance_kg,
+            ),
+            keys=release_note.public_keys(c.central.public_keys),
+            devices=devices,
+            seal_action=profile.seal_action,
+            decision_deadline_s=c.timing.decision_deadline_s,
+            barrier_timeout_s=c.timing.barrier_timeout_s,
+            settle_s=c.timing.settle_s,
+            withdraw_s=c.timing.withdraw_s,
+            ledger_timeout_s=c.timing.ledger_timeout_s,
+        )
+        self.core = LaneCore(settings, new_pass_id(c.lane.id))
+        self.queue: asyncio.Queue[tuple[Event, float]] = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = 0
+        self.relay_health = Health("relay")
+        self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger")
+        self._ledger: Ledger | None = None
+        self._timings: dict[str, PassTiming] = {}
+        self._background: set[asyncio.Task[None]] = set()
+        self._switches: dict[str, bool] = {}
+        self.ready = asyncio.Event()
+
+    # -- events in ---------------------------------------------------------------------------
+
+    def emit(self, event: Event) -> None:
+        """Queue an event from any driver (never blocks; a full queue drops and counts)."""
+        try:
+            self.queue.put_nowait((event, time.monotonic()))
+        except asyncio.QueueFull:
+            self.dropped += 1
+            log.error(
+                "event queue full: dropped %s (%d so far)", type(event).__name__, self.dropped
+            )
+
+    def _on_signal(self, change: SignalChanged) -> None:
+        if change.signal in ("arrival", "safety", "exit"):
+            self.emit(LoopChanged(change.signal, change.value))
+            return
+        self._switches[change.signal] = change.value
+        if len(self._switches) == 2:
+            self.emit(BarrierChanged(_position(self._switches)))
+
+    def _on_relay_state(self, health: Health) -> None:
+        if health.state == "up":
+            self.emit(DeviceRecovered(RELAY))
+        else:
+            self._switches.clear()
+            self.emit(DeviceFault(RELAY, health.detail))
+
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run the lane until cancelled."""
+        ledger_path = Path(self.config.ledger.path)
+        ledger_path.parent.mkdir(parents=True, exist_ok=True)
+        self._ledger = await self._db(
+            Ledger, ledger_path, synchronous=self.config.ledger.synchronous
+        )
+        try:
+            plates, containers = await self._db(self._ledger.watchlist)
+            self.emit(WatchlistChanged(plates, containers))
+            supervisor = Supervisor(
+                self.relay_health,
+                self.relay.open_device,
+                self._on_signal,
+                on_state=self._on_relay_state,
+                backoff=self.relay_backoff,
+            )
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(supervisor.run(), name="relay")
+                for source in self.sources:
+                    tg.create_task(source.run(self.emit), name=f"source:{source.name}")
+                tg.create_task(self._tick(), name="ticker")
+                tg.create_task(self._dispatch(), name="dispatcher")
+                self.ready.set()
+        finally:
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+            ledger = self._ledger
+            await self._db(ledger.close)
+            self._db_thread.shutdown(wait=True)
+
+    async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._db_thread, lambda: fn(*args, **kwargs))
+
+    @property
+    def ledger(self) -> Ledger:
+        """The open ledger (call its methods through the lane, on the ledger thread)."""
+        assert self._ledger is not None, "lane not running"
+        return self._ledger
+
+    async def in_ledger(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a ledger call on the ledger thread (for the control socket and the simulator)."""
+        return await self._db(fn, *args)
+
+    async def _tick(self) -> None:
+        period = self.config.timing.tick_ms / 1000
+        while True:
+            await asyncio.sleep(period)
+            self.emit(Tick())
+
+    async def _dispatch(self) -> None:
+        while True:
+            event, queued_at = await self.queue.get()
+            await self._handle(event, queued_at)
+
+    async def _handle(self, event: Event, queued_at: float, cause: float | None = None) -> None:
+        # A decision's latency counts from the reading (or ledger answer, or device fault)
+        # that completed the pass; a decision forced by the deadline (a Tick) has none.
+        if cause is None and not isinstance(event, Tick):
+            cause = queued_at
+        commands = self.core.handle(event, self.clock())
+        for command in commands:
+            await self._execute(command, cause)
+
+    def _decided(self, pass_id: str, outcome: Outcome) -> None:
+        timing = self._timings.get(pass_id)
+        if timing is None or timing.outcome is not None:
+            return
+        timing.outcome = outcome
+        if timing.decided_from is not None:
+            timing.decision_ms = (time.monotonic() - timing.decided_from) * 1000
+        if self.observer:
+            self.observer.pass_decided(timing)
+
+    # -- commands out ------------------------------------------------------------------------
+
+    async def _execute(self, command: Command, cause: float | None) -> None:
+        match command:
+            case OpenBarrier():
+                if await self._relay(self.relay.set_barrier(True), "lift barrier"):
+                    self._decided(command.pass_id, Outcome.RELEASE)
+            case CloseBarrier():
+                await self._relay(self.relay.set_barrier(False), "lower barrier")
+            case SetLight():
+                await self._relay(self.relay.set_light(command.color), "set light")
+            case Display():
+                if self.display is not None:
+                    self.display.show(command.text)
+            case Capture():
+                timing = PassTiming(command.pass_id, time.monotonic())
+                self._timings[command.pass_id] = timing
+                if self.observer:
+                    self.observer.pass_opened(timing)
+                for source in self.sources:
+                    if isinstance(source, Triggered):
+                        source.trigger(command.pass_id)
+            case LoadDocuments():
+                docs = await self._db(self.ledger.load_note, command.note_id)
+                await self._handle(DocumentsLoaded(command.note_id, docs), 0.0, cause)
+            case CommitPass():
+                self._timings_start(command.record, cause)
+                outcome, reasons = await self._db(self.ledger.commit_pass, command.record)
+                await self._committed(command.record.pass_id, outcome, reasons, cause)
+            case AuditOverride():
+                self._timings_start(command.record, cause)
+                outcome, reasons = await self._db(self.ledger.audit_override, command)
+                await self._committed(command.pass_id, outcome, reasons, cause)
+            case PassClosed():
+                closed = self._timings.pop(command.pass_id, None)
+                if closed is not None:
+                    closed.finished = time.monotonic()
+                    if self.observer:
+                        self.observer.pass_finished(closed)
+            case UnlockSeal() | ArmSeal():
+                self._spawn(self._seal(command), f"seal:{command.seal_id}")
+            case Alert():
+                self._alert(command)
+
+    def _timings_start(self, record: PassRecord, cause: float | None) -> None:
+        timing = self._timings.get(record.pass_id)
+        if timing is not None:
+            timing.record, timing.outcome, timing.decided_from = record, None, cause
+
+    async def _committed(
+        self, pass_id: str, outcome: Outcome, reasons: tuple[Reason, ...], cause: float | None
+    ) -> None:
+        timing = self._timings.get(pass_id)
+        if timing is not None and timing.record is not None:
+            timing.record = replace(timing.record, outcome=outcome, reasons=reasons)
+        await self._handle(PassCommitted(pass_id, outcome, reasons), 0.0, cause)
+        if outcome is not Outcome.RELEASE:
+            self._decided(pass_id, outcome)
+
+    async def _relay(self, action: Any, what: str) -> bool:
+        try:
+            await action
+        except DriverError as exc:
+            log.warning("could not %s: %s", what, exc)
+            return False
+        return True
+
+    async def _seal(self, command: UnlockSeal | ArmSeal) -> None:
+        actuator = next((s for s in self.sources if isinstance(s, SealActuator)), None)
+        if actuator is None:
+            return
+        try:
+            if isinstance(command, UnlockSeal):
+                await actuator.unlock(command.seal_id)
+            else:
+                await actuator.arm(command.seal_id)
+        except (DriverError, OSError, TimeoutError) as exc:
+            self._alert(Alert("SEAL_ACTION_FAILED", f"{command.seal_id}: {exc}"))
+
+    def _alert(self, alert: Alert) -> None:
+        # holds and rejects are the lane doing its job; everything else wants attention
+        level = logging.INFO if alert.kind in ("HOLD", "REJECT") else logging.WARNING
+        log.log(
+            level,
+            "alert %s: %s%s",
+            alert.kind,
+            alert.message,
+            f" [{alert.pass_id}]" if alert.pass_id else "",
+        )
+
+    def _spawn(self, coro: Any, name: str) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+def _position(switches: dict[str, bool]) -> BarrierPosition:
+    is_open, is_closed = switches.get("barrier_open"), switches.get("barrier_closed")
+    if is_open and not is_closed:
+        return "open"
+    if is_closed and not is_open:
+        return "closed"
+    if not is_open and not is_closed:
+        return "moving"
+    return "unknown"  # both limit switches at once: wiring fault

@@ -1,0 +1,41 @@
+"""Start a lane on its real devices from a config."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+
+from drivers.modbus_io import RelayIO
+from gatewayd.config import LaneConfig
+from gatewayd.daemon import Lane
+from gatewayd.sources import ReadingSource
+
+log = logging.getLogger(__name__)
+
+
+def build_sources(config: LaneConfig) -> list[ReadingSource]:
+    """The reading sources the config names; refuses kinds that need the simulator."""
+    sources: list[ReadingSource] = []
+    for kind, device in config.devices:
+        if device is None:
+            continue
+        if device.kind == "sim":
+            raise ValueError(
+                f"devices.{kind}: kind 'sim' exists only under `gatewayd sim`; "
+                "configure the real device"
+            )
+    return sources
+
+
+async def run_lane(config: LaneConfig) -> None:
+    """Run until SIGINT or SIGTERM."""
+    lane = Lane(config, RelayIO(config.relay), build_sources(config))
+    task = asyncio.create_task(lane.run(), name="lane")
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, task.cancel)
+    log.info("lane %s up", config.lane.id)
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

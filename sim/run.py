@@ -1,0 +1,274 @@
+"""`gatewayd sim`: one lane against simulated hardware and traffic, with a report.
+
+The relay is a real Modbus TCP server on loopback; the lane is the same ``Lane`` that
+``gatewayd run`` starts, with its reading devices given by the simulator.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import random
+import statistics
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TextIO
+
+from drivers.modbus_io import RelayIO
+from gatewayd.config import LaneConfig
+from gatewayd.daemon import Lane
+from gatewayd.judge import READING_KINDS, ReadingKind
+from gatewayd.ledger import BookLineIn, Ledger, NoteIn
+from gatewayd.reasons import Outcome
+from sim.central import SimCentral
+from sim.relay import SimRelay
+from sim.scenario import Scenario, resolve_time
+from sim.sources import SimDisplay, SimSeal, SimSource
+from sim.world import Traffic, VehicleResult
+
+FAST_SCALE = 0.01
+GEOFENCE = [
+    (22.48210, 113.91020),
+    (22.48210, 113.91180),
+    (22.48090, 113.91180),
+    (22.48090, 113.91020),
+]
+
+
+@dataclass(frozen=True)
+class SimTiming:
+    """Lane timings for a run at a given time scale (floors keep fast runs honest on a busy
+    machine: a deadline shorter than scheduling jitter would test the machine, not the lane)."""
+
+    scale: float
+
+    def lane(self) -> dict[str, float | int]:
+        s = self.scale
+        return {
+            "decision_deadline_s": max(20 * s, 1.0),
+            "barrier_timeout_s": max(4 * s, 0.5),
+            "settle_s": max(5 * s, 0.2),
+            "withdraw_s": max(15 * s, 0.5),
+            "ledger_timeout_s": max(5 * s, 0.5),
+            "tick_ms": 10 if s < 1 else 50,
+        }
+
+    @property
+    def poll_ms(self) -> int:
+        return 5 if self.scale < 1 else 20
+
+
+def sim_config(
+    scenario: Scenario, public_key: str, ledger: Path, relay_port: int, timing: SimTiming
+) -> LaneConfig:
+    """The config of the simulated lane: every reading device simulated."""
+    return LaneConfig.model_validate(
+        {
+            "lane": {
+                "id": "sim-lane-1",
+                "site": "sim-site",
+                "direction": scenario.lane.direction,
+                "profile": scenario.lane.profile,
+            },
+            "central": {"public_keys": [public_key]},
+            "ledger": {"path": str(ledger), "synchronous": "FULL"},
+            "timing": timing.lane(),
+            "geofence": {"polygon": GEOFENCE},
+            "relay": {
+                "transport": "tcp",
+                "host": "127.0.0.1",
+                "port": relay_port,
+                "poll_ms": timing.poll_ms,
+                "timeout_s": 1.0,
+                "coils": {"barrier_up": 0, "barrier_down": 1, "light_green": 2, "light_red": 3},
+                "inputs": {
+                    "arrival": 0,
+                    "safety": 1,
+                    "exit": 2,
+                    "barrier_open": 3,
+                    "barrier_closed": 4,
+                },
+            },
+            "devices": {kind: {"kind": "sim"} for kind in READING_KINDS},
+        }
+    )
+
+
+def seed_ledger(path: Path, scenario: Scenario, start: float) -> None:
+    """Write the scenario's ledger section into a fresh ledger."""
+    ledger = Ledger(path)
+    try:
+        spec = scenario.ledger
+        ledger.upsert_book_lines(
+            BookLineIn(b.book, b.line, b.remaining, item=b.item) for b in spec.books
+        )
+        ledger.upsert_trips((t.id, t.plate, t.status) for t in spec.trips)
+        ledger.upsert_notes(
+            NoteIn(
+                note_id=n.id,
+                plate=n.plate,
+                valid_from=resolve_time(n.valid_from, start),
+                valid_until=resolve_time(n.valid_until, start),
+                containers=tuple(n.containers),
+                seals=tuple(n.seals),
+                gross_kg=n.gross_kg,
+                tolerance_kg=n.tolerance_kg,
+                direction=n.direction,
+                lines=tuple((x.book, x.line, x.qty) for x in n.lines),
+                trip_id=n.trip,
+                status=n.status,
+            )
+            for n in spec.notes
+        )
+        for plate in spec.watchlist.plates:
+            ledger.set_watch("plate", plate, "scenario")
+        for number in spec.watchlist.containers:
+            ledger.set_watch("container", number, "scenario")
+    finally:
+        ledger.close()
+
+
+@dataclass
+class Report:
+    """The outcome of a simulated run."""
+
+    results: list[VehicleResult]
+    collisions: int
+    elapsed_s: float
+
+    def summary(self) -> dict[str, Any]:
+        """The figures `gatewayd sim --json` prints as its last line."""
+        decided = [r for r in self.results if r.outcome is not None]
+        ms = sorted(r.decision_ms for r in decided if r.decision_ms is not None)
+        lane = sorted(r.lane_s for r in decided if r.lane_s is not None)
+        return {
+            "vehicles": len(self.results),
+            "release": sum(r.outcome is Outcome.RELEASE for r in self.results),
+            "hold": sum(r.outcome is Outcome.HOLD for r in self.results),
+            "reject": sum(r.outcome is Outcome.REJECT for r in self.results),
+            "wrong": sum(r.wrong for r in self.results),
+            "decision_ms": {
+                "p50": _pct(ms, 50),
+                "p95": _pct(ms, 95),
+                "max": round(ms[-1], 2) if ms else None,
+            },
+            "pass_s": {"p50": _pct(lane, 50), "p95": _pct(lane, 95)},
+        }
+
+
+def _pct(values: list[float], p: int) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return round(values[0], 2)
+    return round(statistics.quantiles(values, n=100, method="inclusive")[p - 1], 2)
+
+
+def format_result(r: VehicleResult) -> str:
+    """One line per pass, as it happens."""
+    clock = time.strftime("%H:%M:%S", time.localtime(r.arrived_at))
+    boxes = ",".join(r.vehicle.containers or []) or "-"
+    decision = r.outcome.value.upper() if r.outcome else "NONE"
+    reasons = " ".join(r.details) or "-"
+    ms = f"{r.decision_ms:7.1f} ms" if r.decision_ms is not None else "      - ms"
+    lane = f"{r.lane_s:6.2f} s" if r.lane_s is not None else "     - s"
+    mark = "  WRONG (expected " + r.vehicle.expect.value + ")" if r.wrong else ""
+    problems = f"  [{'; '.join(r.problems)}]" if r.problems else ""
+    plate = r.vehicle.plate or "-"
+    return (
+        f"{clock} #{r.index:03d} {plate:<9} {boxes:<24} {decision:<7} {ms} {lane}  "
+        f"{reasons}{mark}{problems}"
+    )
+
+
+@contextlib.contextmanager
+def _workdir(path: Path | None) -> Iterator[Path]:
+    if path is not None:
+        path.mkdir(parents=True, exist_ok=True)
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="gatewayd-sim-") as tmp:
+        yield Path(tmp)
+
+
+async def simulate(
+    scenario: Scenario,
+    *,
+    seed: int = 1,
+    fast: bool = False,
+    workdir: Path | None = None,
+    on_result: Callable[[VehicleResult], None] = lambda r: None,
+) -> Report:
+    """Run the scenario's traffic through a lane on simulated hardware."""
+    timing = SimTiming(FAST_SCALE if fast else 1.0)
+    central = SimCentral(hashlib.sha256(f"central-{seed}".encode()).digest())
+    start = time.time()
+    started = time.monotonic()
+    with _workdir(workdir) as work:
+        ledger_path = work / "ledger.db"
+        probe = sim_config(scenario, central.public_key, ledger_path, 502, timing)
+        relay = SimRelay(probe.relay, travel_s=2.0 * timing.scale)
+        sources: dict[ReadingKind, SimSource] = {
+            kind: SimSeal() if kind == "seal" else SimSource(kind) for kind in READING_KINDS
+        }
+        traffic = Traffic(
+            relay=relay,
+            sources=sources,
+            central=central,
+            notes={n.id: n for n in scenario.ledger.notes},
+            geofence=GEOFENCE,
+            scale=timing.scale,
+            start=start,
+            rng=random.Random(seed),
+            decision_timeout_s=probe.timing.decision_deadline_s + 10,
+            on_result=on_result,
+        )
+        for v in scenario.vehicles:  # refuse a bad QR spec before anything is written
+            if v.qr is not None:
+                traffic.payload(v.qr)
+        port = await relay.start()
+        config = sim_config(scenario, central.public_key, ledger_path, port, timing)
+        seed_ledger(ledger_path, scenario, start)
+        lane = Lane(
+            config,
+            RelayIO(config.relay),
+            list(sources.values()),
+            display=SimDisplay(),
+            observer=traffic,
+        )
+        lane_task = asyncio.create_task(lane.run(), name="lane")
+        try:
+            await lane.ready.wait()
+            results = await traffic.run(scenario.vehicles)
+        finally:
+            lane_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await lane_task
+            await relay.close()
+    return Report(results, relay.collisions, time.monotonic() - started)
+
+
+def print_report(report: Report, out: TextIO, *, as_json: bool) -> None:
+    """The summary after the per-pass lines; with as_json, the last line is the JSON object."""
+    s = report.summary()
+    if report.collisions:
+        print(f"SAFETY: {report.collisions} barrier collision(s)", file=out)
+    wrong = [r for r in report.results if r.wrong]
+    for r in wrong:
+        print(f"wrong: #{r.index:03d} {r.vehicle.label}: got {r.outcome} {r.codes}", file=out)
+    if as_json:
+        print(json.dumps(s, ensure_ascii=False), file=out)
+        return
+    d, p = s["decision_ms"], s["pass_s"]
+    print(
+        f"{s['vehicles']} vehicles in {report.elapsed_s:.1f} s: {s['release']} released, "
+        f"{s['hold']} held, {s['reject']} rejected, {s['wrong']} wrong; "
+        f"decision ms p50 {d['p50']} p95 {d['p95']} max {d['max']}; "
+        f"lane s p50 {p['p50']} p95 {p['p95']}",
+        file=out,
+    )
