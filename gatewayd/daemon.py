@@ -302,6 +302,7 @@ class Lane:
                 outcome, reasons = await self._db(self.ledger.audit_override, command)
                 await self._committed(command.pass_id, outcome, reasons, cause)
             case PassClosed():
+                self._spawn(self._db(self.ledger.checkpoint), "checkpoint")
                 closed = self._timings.pop(command.pass_id, None)
                 if closed is not None:
                     closed.finished = time.monotonic()

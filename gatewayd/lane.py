@@ -215,6 +215,7 @@ class LaneCore:
             out += self._lift(now)
             self.phase = Phase.RELEASED
         out += self._maybe_close(now)
+        out += self._secure_idle(now)
         return out
 
     def _on_barrier(self, event: BarrierChanged, now: float) -> list[Command]:
@@ -222,8 +223,8 @@ class LaneCore:
         out: list[Command] = []
         if self.expect and event.position == self.expect.position:
             self.expect = None
-            if self.faults.pop(BARRIER, None) is not None:
-                out.append(Alert("DEVICE_RECOVERED", "barrier reports its position again"))
+        if event.position in ("open", "closed") and self.faults.pop(BARRIER, None) is not None:
+            out.append(Alert("DEVICE_RECOVERED", f"barrier reports {event.position} again"))
         if event.position == "closed" and self.phase is Phase.CLOSING:
             out += self._finish(now)
         out += self._secure_idle(now)
@@ -232,7 +233,7 @@ class LaneCore:
     def _lift(self, now: float) -> list[Command]:
         assert self.release_for is not None
         self.expect = Expectation("open", now + self.settings.barrier_timeout_s)
-        return [SetLight("green"), OpenBarrier(self.release_for)]
+        return [OpenBarrier(self.release_for), SetLight("green")]
 
     def _lower(self, now: float) -> list[Command]:
         self.expect = Expectation("closed", now + self.settings.barrier_timeout_s)
@@ -419,29 +420,32 @@ class LaneCore:
         if self.phase is not Phase.COMMITTING or tx is None or event.pass_id != tx.pass_id:
             return []
         tx.committing_since = None
-        if event.outcome is Outcome.RELEASE:
+        asked = tx.record.outcome if tx.record else None
+        if event.outcome is Outcome.RELEASE and asked is Outcome.RELEASE:
             # Written off: the release stands even if the relay dropped meanwhile; the lift is
             # repeated when it returns (_on_recovered).
             self.release_for = tx.pass_id
             self.phase = Phase.RELEASED
-            out: list[Command] = [Display("请通行 / Proceed"), *self._lift(now)]
+            out: list[Command] = [*self._lift(now), Display("请通行 / Proceed")]
             seal = tx.readings.seal
             if seal is not None and self.settings.seal_action == "unlock":
                 out.append(UnlockSeal(seal.seal_id))
             elif seal is not None and self.settings.seal_action == "arm":
                 out.append(ArmSeal(seal.seal_id))
             return out
+        out = []
+        outcome = event.outcome
+        if outcome is Outcome.RELEASE:
+            # the ledger may turn a release down, never a hold into a release
+            outcome = Outcome.HOLD
+            out.append(Alert("LEDGER_MISMATCH", f"ledger answered release for a {asked}"))
         self.phase = Phase.HELD
         codes = ", ".join(str(r) for r in event.reasons) or "device fault"
-        if event.outcome is Outcome.REJECT:
+        if outcome is Outcome.REJECT:
             text = "不予放行 / Not cleared: " + ", ".join(r.code.value for r in event.reasons)
         else:
             text = "请前往查验区 / Proceed to inspection"
-        out = [
-            SetLight("red"),
-            Display(text),
-            Alert(event.outcome.value.upper(), codes, tx.pass_id),
-        ]
+        out += [SetLight("red"), Display(text), Alert(outcome.value.upper(), codes, tx.pass_id)]
         if not self.loops["arrival"]:
             out += self._finish(now)  # the truck already left the lane
         return out

@@ -160,12 +160,20 @@ class Ledger:
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={synchronous}")
         conn.execute("PRAGMA busy_timeout=5000")
+        # Checkpoints (WAL -> database, with their own fsyncs) run when the lane is idle
+        # (``checkpoint``), not inside a commit that a truck at the barrier is waiting for.
+        conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.executescript(_SCHEMA)
         self._set_meta_default("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
-        """Close the connection (the WAL is checkpointed by SQLite)."""
+        """Checkpoint and close the connection."""
+        self.checkpoint()
         self.conn.close()
+
+    def checkpoint(self) -> None:
+        """Copy committed pages from the WAL into the database (call between passes)."""
+        self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
 
     # -- documents ---------------------------------------------------------------------------
 

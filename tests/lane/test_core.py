@@ -1,0 +1,466 @@
+"""The lane state machine, driven with plain values: (state, event, now) -> commands."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+
+from gatewayd.commands import (
+    Alert,
+    AuditOverride,
+    Capture,
+    CloseBarrier,
+    Command,
+    CommitPass,
+    Display,
+    LoadDocuments,
+    OpenBarrier,
+    PassClosed,
+    SetLight,
+    UnlockSeal,
+)
+from gatewayd.documents import NoteStatus
+from gatewayd.events import (
+    BarrierChanged,
+    DeviceFault,
+    DeviceRecovered,
+    Event,
+    LoopChanged,
+    Override,
+    PassCommitted,
+    PlateRead,
+    QrScanned,
+    Tick,
+    WatchlistChanged,
+    WeightStable,
+)
+from gatewayd.lane import LaneCore, Phase
+from gatewayd.reasons import Code, Outcome, Reason
+
+from .helpers import (
+    BOXES,
+    CENTRAL,
+    INSIDE,
+    NOW,
+    OUTSIDE,
+    PLATE,
+    SEAL,
+    arrive,
+    core,
+    docs,
+    feed,
+    gps,
+    loaded,
+    note,
+    readings,
+    trip_open,
+    unknown,
+)
+
+
+def kinds(commands: list[Command]) -> list[str]:
+    return [type(c).__name__ for c in commands]
+
+
+def decide(lane: LaneCore, events: list[Event], answer: Event | None = None) -> CommitPass:
+    """Arrive, feed readings (answering the ledger lookup), return the commit asked for."""
+    arrive(lane)
+    out: list[Command] = []
+    for event in events:
+        out += lane.handle(event, NOW)
+        if any(isinstance(c, LoadDocuments) for c in out) and answer is not None:
+            out += lane.handle(answer, NOW)
+            answer = None
+    commits = [c for c in out if isinstance(c, CommitPass)]
+    assert len(commits) == 1, kinds(out)
+    return commits[0]
+
+
+def codes(commit: CommitPass) -> set[Code]:
+    return {r.code for r in commit.record.reasons}
+
+
+# -- a pass from arrival to the barrier closing -----------------------------------------------
+
+
+def test_arrival_opens_a_pass_and_triggers_the_cameras() -> None:
+    lane = core()
+    out = arrive(lane)
+    assert out == [Capture("P1"), Display("请出示放行单 / Show your release note")]
+    assert lane.phase is Phase.COLLECTING
+
+
+def test_clean_pass_commits_then_lifts_barrier_then_closes_behind_the_truck() -> None:
+    lane = core()
+    commit = decide(lane, readings(), loaded())
+    assert commit.record.outcome is Outcome.RELEASE
+    assert commit.record.reasons == ()
+    assert [(w.book_id, w.quantity) for w in commit.record.write_off] == [("BK1", 10.0)]
+    # nothing moves until the ledger has committed
+    assert lane.phase is Phase.COMMITTING
+    out = lane.handle(PassCommitted("P1", Outcome.RELEASE, ()), NOW)
+    assert out == [
+        OpenBarrier("P1"),
+        SetLight("green"),
+        Display("请通行 / Proceed"),
+        UnlockSeal(SEAL),
+    ]
+    drive = [
+        (BarrierChanged("open"), []),
+        (LoopChanged("safety", True), []),
+        (LoopChanged("exit", True), []),
+        (LoopChanged("arrival", False), []),
+        (LoopChanged("safety", False), []),
+        (LoopChanged("exit", False), ["CloseBarrier", "SetLight"]),
+        (BarrierChanged("moving"), []),
+        (BarrierChanged("closed"), ["PassClosed"]),
+    ]
+    for i, (event, expected) in enumerate(drive):
+        got = kinds(lane.handle(event, NOW + 3 + i * 0.5))
+        assert sorted(got) == sorted(expected), (event, got)
+    assert lane.phase is Phase.IDLE
+
+
+@pytest.mark.parametrize(
+    ("name", "events", "answer", "outcome", "expected"),
+    [
+        (
+            "plate differs",
+            readings(plate="沪B99999"),
+            loaded(),
+            Outcome.HOLD,
+            {Code.PLATE_MISMATCH},
+        ),
+        ("plate normalised", readings(plate=" 沪a·12345 "), loaded(), Outcome.RELEASE, set()),
+        ("boxes in any order", readings(boxes=BOXES[::-1]), loaded(), Outcome.RELEASE, set()),
+        (
+            "a box differs",
+            readings(boxes=(BOXES[0], "CSNU1111112")),
+            loaded(),
+            Outcome.HOLD,
+            {Code.CONTAINER_MISMATCH},
+        ),
+        (
+            "a box missing",
+            readings(boxes=BOXES[:1]),
+            loaded(),
+            Outcome.HOLD,
+            {Code.CONTAINER_MISMATCH},
+        ),
+        ("note unknown", readings(), unknown(), Outcome.REJECT, {Code.NOTE_UNKNOWN}),
+        (
+            "note used",
+            readings(),
+            loaded(docs(status=NoteStatus.USED)),
+            Outcome.REJECT,
+            {Code.NOTE_USED},
+        ),
+        (
+            "note revoked",
+            readings(),
+            loaded(docs(status=NoteStatus.REVOKED)),
+            Outcome.REJECT,
+            {Code.NOTE_REVOKED},
+        ),
+        (
+            "note expired in the ledger",
+            readings(),
+            loaded(docs(valid_until=NOW - 1)),
+            Outcome.REJECT,
+            {Code.NOTE_EXPIRED},
+        ),
+        (
+            "signed validity over",
+            readings(qr=CENTRAL.sign(note(valid_until=int(NOW) - 1))),
+            loaded(),
+            Outcome.REJECT,
+            {Code.NOTE_EXPIRED},
+        ),
+        (
+            "forged QR",
+            readings(qr=CENTRAL.forge(note())),
+            None,
+            Outcome.REJECT,
+            {Code.NOTE_BAD_SIGNATURE},
+        ),
+        (
+            "note for another truck",
+            readings(qr=CENTRAL.sign(note(plate="粤B00001"))),
+            loaded(),
+            Outcome.HOLD,
+            {Code.PLATE_MISMATCH},
+        ),
+        (
+            "exit note at an entry lane",
+            readings(),
+            loaded(docs(direction="exit")),
+            Outcome.REJECT,
+            {Code.NOTE_WRONG_DIRECTION},
+        ),
+        (
+            "seal differs",
+            readings(seal=("ES99999999", "sealed")),
+            loaded(),
+            Outcome.HOLD,
+            {Code.SEAL_MISMATCH},
+        ),
+        (
+            "seal tampered",
+            readings(seal=(SEAL, "tampered")),
+            loaded(),
+            Outcome.HOLD,
+            {Code.SEAL_TAMPERED},
+        ),
+        (
+            "seal opened",
+            readings(seal=(SEAL, "opened")),
+            loaded(),
+            Outcome.HOLD,
+            {Code.SEAL_TAMPERED},
+        ),
+        ("overweight", readings(kg=30_501), loaded(), Outcome.HOLD, {Code.OVERWEIGHT}),
+        ("within tolerance", readings(kg=30_500), loaded(), Outcome.RELEASE, set()),
+        ("underweight", readings(kg=29_499), loaded(), Outcome.HOLD, {Code.UNDERWEIGHT}),
+        (
+            "balance short",
+            readings(),
+            loaded(docs(lines=(replace(docs().lines[0], remaining=9.0),))),
+            Outcome.REJECT,
+            {Code.BALANCE_INSUFFICIENT},
+        ),
+        (
+            "short balance and a wrong plate: reject wins",
+            readings(plate="沪B99999"),
+            loaded(docs(lines=(replace(docs().lines[0], remaining=9.0),))),
+            Outcome.REJECT,
+            {Code.BALANCE_INSUFFICIENT, Code.PLATE_MISMATCH},
+        ),
+    ],
+)
+def test_decisions_and_reason_codes(
+    name: str, events: list[Event], answer: Event | None, outcome: Outcome, expected: set[Code]
+) -> None:
+    commit = decide(core(), events, answer)
+    assert commit.record.outcome is outcome, name
+    assert codes(commit) == expected, name
+
+
+def test_low_confidence_plate_is_held_for_a_human() -> None:
+    events = readings()
+    events[0] = PlateRead(PLATE, 0.42)
+    commit = decide(core(), events, loaded())
+    assert commit.record.outcome is Outcome.HOLD
+    assert codes(commit) == {Code.LOW_CONFIDENCE}
+
+
+def test_watchlist_holds_by_plate_or_container() -> None:
+    for plates, boxes in ((frozenset({PLATE}), frozenset()), (frozenset(), frozenset({BOXES[1]}))):
+        lane = core()
+        lane.handle(WatchlistChanged(plates, boxes), NOW)
+        commit = decide(lane, readings(), loaded())
+        assert commit.record.outcome is Outcome.HOLD
+        assert codes(commit) == {Code.WATCHLIST}
+
+
+# -- transit trips and the geofence ------------------------------------------------------------
+
+
+def test_transit_trip_waits_for_a_fix_and_closes_only_inside_the_fence() -> None:
+    trip_docs = loaded(docs(trip=trip_open()))
+    lane = core()
+    arrive(lane)
+    out = feed(lane, readings())
+    assert LoadDocuments("RN1") in out
+    assert not any(isinstance(c, CommitPass) for c in lane.handle(trip_docs, NOW))
+    # an invalid fix does not count; a valid one inside the fence completes the pass
+    assert lane.handle(gps(INSIDE, valid=False), NOW) == []
+    (commit,) = lane.handle(gps(INSIDE), NOW)
+    assert isinstance(commit, CommitPass)
+    assert commit.record.outcome is Outcome.RELEASE
+    assert commit.record.trip_id == "TR1"
+
+    outside = decide(core(), [*readings(), gps(OUTSIDE)], trip_docs)
+    assert codes(outside) == {Code.TRIP_OPEN}
+
+
+def test_transit_trip_without_any_fix_is_held_at_the_deadline() -> None:
+    lane = core()
+    arrive(lane)
+    feed(lane, readings())
+    lane.handle(loaded(docs(trip=trip_open())), NOW)
+    (commit,) = lane.handle(Tick(), NOW + 20)
+    assert isinstance(commit, CommitPass)
+    assert codes(commit) == {Code.TRIP_OPEN}
+
+
+# -- deadlines and devices ---------------------------------------------------------------------
+
+
+def test_missing_reading_is_held_at_the_deadline_naming_it() -> None:
+    lane = core()
+    arrive(lane)
+    feed(lane, [e for e in readings() if not isinstance(e, WeightStable)])
+    lane.handle(loaded(), NOW)
+    assert lane.handle(Tick(), NOW + 19.9) == []
+    (commit,) = lane.handle(Tick(), NOW + 20)
+    assert isinstance(commit, CommitPass)
+    assert commit.record.reasons == (Reason(Code.READING_MISSING, "weight"),)
+    assert commit.record.outcome is Outcome.HOLD
+
+
+def test_required_device_down_decides_at_once_with_device_fault() -> None:
+    lane = core()
+    arrive(lane)
+    feed(lane, [e for e in readings() if not isinstance(e, WeightStable)])
+    lane.handle(loaded(), NOW)
+    out = lane.handle(DeviceFault("weighbridge", "silent for 5 s"), NOW + 1)
+    commit = next(c for c in out if isinstance(c, CommitPass))
+    assert commit.record.reasons == (Reason(Code.DEVICE_FAULT, "weighbridge"),)
+
+
+def test_relay_down_releases_nobody_and_recovers_by_itself() -> None:
+    lane = core()
+    lane.handle(DeviceFault("relay", "connection refused"), NOW)
+    commit = decide(lane, readings(), loaded())
+    assert commit.record.outcome is Outcome.HOLD
+    assert Reason(Code.DEVICE_FAULT, "relay") in commit.record.reasons
+    lane.handle(PassCommitted("P1", Outcome.HOLD, commit.record.reasons), NOW)
+    lane.handle(LoopChanged("arrival", False), NOW + 1)
+    assert lane.phase is Phase.IDLE
+    lane.handle(DeviceRecovered("relay"), NOW + 2)
+    lane.handle(LoopChanged("arrival", True), NOW + 3)
+    feed(lane, readings(qr=CENTRAL.sign(note(note_id="RN2"))), NOW + 3)
+    (commit2,) = lane.handle(loaded(docs(note_id="RN2"), "RN2"), NOW + 3)
+    assert isinstance(commit2, CommitPass)
+    assert commit2.record.outcome is Outcome.RELEASE
+
+
+def test_barrier_not_reporting_open_in_time_is_a_device_fault() -> None:
+    lane = core()
+    decide(lane, readings(), loaded())
+    lane.handle(PassCommitted("P1", Outcome.RELEASE, ()), NOW)
+    assert lane.handle(Tick(), NOW + 3.9) == []
+    (alert,) = lane.handle(Tick(), NOW + 4.1)
+    assert isinstance(alert, Alert)
+    assert alert.kind == "DEVICE_FAULT"
+    assert "barrier" in lane.faults
+    lane.handle(BarrierChanged("open"), NOW + 5)  # it opened late: reports again
+    assert "barrier" not in lane.faults
+
+
+def test_ledger_turning_a_release_down_keeps_the_barrier_down() -> None:
+    lane = core()
+    decide(lane, readings(), loaded())
+    out = lane.handle(PassCommitted("P1", Outcome.REJECT, (Reason(Code.NOTE_USED, "RN1"),)), NOW)
+    assert not any(isinstance(c, OpenBarrier) for c in out)
+    assert SetLight("red") in out
+    assert lane.phase is Phase.HELD
+
+
+def test_held_truck_leaving_ends_the_pass_and_the_next_one_starts() -> None:
+    lane = core()
+    commit = decide(lane, readings(plate="沪B99999"), loaded())
+    out = lane.handle(PassCommitted("P1", Outcome.HOLD, commit.record.reasons), NOW)
+    assert Display("请前往查验区 / Proceed to inspection") in out
+    assert lane.handle(LoopChanged("arrival", False), NOW + 5) == [PassClosed("P1")]
+    assert kinds(lane.handle(LoopChanged("arrival", True), NOW + 9)) == ["Capture", "Display"]
+    assert lane.tx is not None
+    assert lane.tx.pass_id == "P2"
+
+
+# -- safety ------------------------------------------------------------------------------------
+
+
+def _released(lane: LaneCore) -> None:
+    decide(lane, readings(), loaded())
+    lane.handle(PassCommitted("P1", Outcome.RELEASE, ()), NOW)
+    lane.handle(BarrierChanged("open"), NOW + 2)
+
+
+def test_tailgater_raises_an_alert_and_barrier_waits_for_both() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    out = lane.handle(LoopChanged("arrival", True), t + 0.5)  # the second truck, close behind
+    assert [a.kind for a in out if isinstance(a, Alert)] == ["TAILGATING"]
+    out = feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    out += lane.handle(LoopChanged("exit", False), t + 2)  # first truck out
+    assert not any(isinstance(c, CloseBarrier) for c in out)
+    out = feed(lane, [LoopChanged("arrival", False), LoopChanged("safety", True)], t + 3)
+    out += feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 4)
+    out += lane.handle(LoopChanged("exit", False), t + 5)  # second truck out
+    assert CloseBarrier() in out
+
+
+def test_vehicle_under_a_closing_barrier_reverses_it() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    assert CloseBarrier() in lane.handle(LoopChanged("exit", False), t + 2)
+    out = lane.handle(LoopChanged("safety", True), t + 2.5)
+    assert OpenBarrier("P1") in out
+    # and it is not lowered again while the loop is occupied, however long
+    assert not any(isinstance(c, CloseBarrier) for c in lane.handle(Tick(), t + 60))
+
+
+def test_released_truck_that_never_passes_gets_the_barrier_closed_after_a_while() -> None:
+    lane = core()
+    _released(lane)
+    assert lane.handle(LoopChanged("arrival", False), NOW + 3) == []
+    assert lane.handle(Tick(), NOW + 10) == []
+    out = lane.handle(Tick(), NOW + 18.5)
+    assert CloseBarrier() in out
+    assert [a.kind for a in out if isinstance(a, Alert)] == ["WITHDRAWN"]
+
+
+def test_open_barrier_with_nobody_released_is_closed_when_safe() -> None:
+    lane = core()
+    lane.handle(LoopChanged("safety", True), NOW)
+    assert lane.handle(BarrierChanged("open"), NOW) == []  # someone under it: wait
+    assert CloseBarrier() in lane.handle(LoopChanged("safety", False), NOW + 1)
+
+
+# -- the QR code -------------------------------------------------------------------------------
+
+
+def test_qr_seen_twice_is_one_scan_and_foreign_codes_are_ignored() -> None:
+    lane = core()
+    arrive(lane)
+    payload = CENTRAL.sign(note())
+    assert lane.handle(QrScanned("https://example.com/menu"), NOW) == []
+    assert lane.handle(QrScanned(payload), NOW) == [LoadDocuments("RN1")]
+    assert lane.handle(QrScanned(payload), NOW) == []
+    assert lane.foreign_qr == 1
+
+
+def test_readings_outside_a_pass_are_ignored() -> None:
+    lane = core()
+    for event in readings():
+        assert lane.handle(event, NOW) == []
+    assert lane.tx is None
+
+
+# -- overrides ---------------------------------------------------------------------------------
+
+
+def test_officer_override_releases_a_held_truck_through_the_audit() -> None:
+    lane = core()
+    commit = decide(lane, readings(kg=40_000), loaded())
+    lane.handle(PassCommitted("P1", Outcome.HOLD, commit.record.reasons), NOW)
+    override = Override("release", "officer-7", "weighbridge miscalibrated", "OV1")
+    (audit,) = lane.handle(override, NOW + 30)
+    assert isinstance(audit, AuditOverride)
+    assert audit.record.outcome is Outcome.RELEASE
+    assert Reason(Code.OVERRIDE, "officer-7") in audit.record.reasons
+    out = lane.handle(PassCommitted("P1", Outcome.RELEASE, audit.record.reasons), NOW + 30)
+    assert OpenBarrier("P1") in out
+
+
+def test_override_with_no_pass_waiting_is_refused() -> None:
+    (alert,) = core().handle(Override("release", "officer-7", "why", "OV1"), NOW)
+    assert isinstance(alert, Alert)
+    assert alert.kind == "OVERRIDE_IGNORED"
