@@ -15,7 +15,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Literal
 
-from pymodbus.server import ModbusTcpServer
+from pymodbus.framer import FramerType
+from pymodbus.server import ModbusSerialServer, ModbusTcpServer
 from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
@@ -73,15 +74,24 @@ class BarrierModel:
 class SimRelay:
     """The relay, its barrier and its loops, served over Modbus TCP on 127.0.0.1."""
 
-    def __init__(self, settings: RelaySettings, *, travel_s: float = 2.0, port: int = 0) -> None:
+    def __init__(
+        self,
+        settings: RelaySettings,
+        *,
+        travel_s: float = 2.0,
+        port: int = 0,
+        serial_port: str | None = None,
+    ) -> None:
         self.settings = settings
+        self.serial_port = serial_port  # serve Modbus RTU on this tty instead of TCP
+        self.requests: list[tuple[int, int]] = []  # (function code, address) in wire order
         self.barrier = BarrierModel(travel_s)
         self.loops = {"arrival": False, "safety": False, "exit": False}
         self.coils: dict[int, bool] = {}
         self.collisions = 0
         self.light = "off"
         self.port = port
-        self._server: ModbusTcpServer | None = None
+        self._server: ModbusTcpServer | ModbusSerialServer | None = None
         self._size = 1 + max(
             *settings.coils.model_dump().values(), *settings.inputs.model_dump().values()
         )
@@ -130,6 +140,9 @@ class SimRelay:
         registers: list[int],
         values: list[int] | list[bool] | None,
     ) -> None:
+        if values is not None or function_code == _READ_DISCRETE:
+            self.requests.append((function_code, address))
+            del self.requests[:-1000]
         if function_code == _READ_DISCRETE:
             packed = SimUtils.bitsToRegisters(self._inputs())
             registers[: len(packed)] = packed
@@ -151,11 +164,21 @@ class SimRelay:
         self.light = "green" if green else "red" if red else "off"
 
     async def start(self) -> int:
-        """Serve on 127.0.0.1 (a free port unless one was given); returns the port."""
+        """Serve on 127.0.0.1 (a free port unless one was given), or RTU on ``serial_port``;
+        returns the TCP port (0 for RTU)."""
         words = (self._size + 15) // 16 * 16
         bits = [SimData(0, count=words, values=False, datatype=DataType.BITS)]
         regs = [SimData(0, count=1, values=0, datatype=DataType.REGISTERS)]
         device = SimDevice(id=0, simdata=(bits, list(bits), regs, list(regs)), action=self._action)
+        if self.serial_port is not None:
+            self._server = ModbusSerialServer(
+                device,
+                port=self.serial_port,
+                framer=FramerType.RTU,
+                baudrate=self.settings.baudrate,
+            )
+            await self._server.serve_forever(background=True)
+            return 0
         if self.port == 0:
             self.port = _free_port()
         self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port))

@@ -1,0 +1,138 @@
+"""`gatewayctl config validate`: a good config passes; a bad one names key path, line, problem."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gatewayd.config import load_config, parse_config
+from gatewayd.tomlfile import FileError
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLE = ROOT / "config" / "lane.example.toml"
+
+
+def validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from gatewayd.ctl import main; main()",
+            "config",
+            "validate",
+            str(path),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=ROOT,
+    )
+
+
+def test_example_config_is_valid() -> None:
+    cfg = load_config(EXAMPLE)
+    assert cfg.profile.required == ["plate", "containers", "qr", "seal", "weight"]
+    result = validate(EXAMPLE)
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def _broken(tmp_path: Path, old: str, new: str) -> Path:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert old in text
+    path = tmp_path / "lane.toml"
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    return path
+
+
+def _line_of(path: Path, needle: str) -> int:
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+        if needle in line:
+            return number
+    raise AssertionError(needle)
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "needle", "message"),
+    [
+        ("poll_ms = 20", 'poll_ms = "fast"', "relay.poll_ms", "poll_ms", "valid integer"),
+        ("poll_ms = 20", "poll_ms = 500", "relay.poll_ms", "poll_ms", "less than or equal to 100"),
+        ("device_id = 1", "device_id = 1\nunit = 2", "relay.unit", "unit = 2", "unknown key"),
+        (
+            "barrier_down = 1\n",
+            "",
+            "relay.coils.barrier_down",
+            "[relay.coils]",
+            "missing required key",
+        ),
+        (
+            'direction = "entry"',
+            'direction = "sideways"',
+            "lane.direction",
+            'direction = "sideways"',
+            "'entry' or 'exit'",
+        ),
+        (
+            'profile = "container-entry"',
+            'profile = "bulk"',
+            "lane.profile",
+            "profile =",
+            "unknown profile",
+        ),
+        ("light_red = 3", "light_red = 2", "relay.coils", "[relay.coils]", "share one address"),
+        ('host = "10.20.3.50"\n', "", "relay.host", "[relay]", "needs host"),
+        (
+            "public_keys = [",
+            'public_keys = ["AAAA", ',
+            "central.public_keys",
+            "public_keys",
+            "not a base64 Ed25519",
+        ),
+        (
+            "[22.48210, 113.91020],\n    [22.48210, 113.91180],",
+            "[122.5, 113.9],",
+            "geofence.polygon",
+            "polygon",
+            "lat, lon",
+        ),
+    ],
+)
+def test_bad_config_names_the_key_its_line_and_the_problem(
+    tmp_path: Path, old: str, new: str, key: str, needle: str, message: str
+) -> None:
+    path = _broken(tmp_path, old, new)
+    before = path.read_bytes()
+    with pytest.raises(FileError) as err:
+        load_config(path)
+    (problem,) = err.value.problems
+    assert problem.startswith(f"{key} (line {_line_of(path, needle)}): "), problem
+    assert message in problem
+    result = validate(path)
+    assert result.returncode == 1
+    assert key in result.stderr
+    assert path.read_bytes() == before  # validation writes nothing
+
+
+def test_missing_device_for_a_required_reading_is_named(tmp_path: Path) -> None:
+    path = _broken(tmp_path, '[devices.seal]\nkind = "sim"\n', "")
+    with pytest.raises(FileError) as err:
+        load_config(path)
+    assert err.value.problems[0].startswith("devices.seal")
+    assert "requires this reading" in err.value.problems[0]
+
+
+def test_broken_toml_is_reported_with_its_position() -> None:
+    with pytest.raises(FileError) as err:
+        parse_config("[lane\nid = 1\n", "x.toml")
+    assert "not valid TOML" in err.value.problems[0]
+    assert "line 1" in err.value.problems[0]
+
+
+def test_unreadable_file() -> None:
+    result = validate(ROOT / "does-not-exist.toml")
+    assert result.returncode == 1
+    assert "cannot read" in result.stderr

@@ -1,0 +1,115 @@
+"""`gatewayd sim` end to end: a lane on a real Modbus server with simulated traffic."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gatewayd.reasons import Code
+from sim.scenario import ANOMALIES
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def gatewayd(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", "from gatewayd.cli import main; main()", *args],
+        check=False,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+    )
+
+
+@pytest.mark.slow
+def test_two_hundred_generated_vehicles_all_decided_right() -> None:
+    result = gatewayd("sim", "--vehicles", "200", "--seed", "1", "--fast", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    summary = json.loads(lines[-1])
+    assert summary["vehicles"] == 200
+    assert summary["release"] + summary["hold"] + summary["reject"] == 200
+    assert summary["wrong"] == 0, "\n".join(line for line in lines if "WRONG" in line)
+    assert 150 <= summary["release"] <= 170  # about 80 % clean
+    passes = [line for line in lines[:-1] if " #" in line]
+    assert len(passes) == 200
+    for code in ANOMALIES:  # every reason code occurred
+        assert any(code.value in line for line in passes), code
+    assert set(summary["decision_ms"]) == {"p50", "p95", "max"}
+    assert summary["decision_ms"]["p50"] > 0
+    assert set(summary["pass_s"]) == {"p50", "p95"}
+
+
+def test_scenario_file_runs_with_its_expectations() -> None:
+    result = gatewayd("sim", "--scenario", "config/scenarios/example.toml", "--fast", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary == {**summary, "vehicles": 5, "release": 2, "reject": 3, "hold": 0, "wrong": 0}
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "needle", "message"),
+    [
+        (
+            "weight_kg = 28620",
+            'weight_kg = "heavy"',
+            "vehicles.0.weight_kg",
+            "heavy",
+            "valid number",
+        ),
+        (
+            'expect = "release"\nreasons = []',
+            "reasons = []",
+            "vehicles.0.expect",
+            "[[vehicles]]",
+            "missing",
+        ),
+        (
+            "weight_kg = 28620",
+            "weight_kg = 28620\ncolour = 2",
+            "vehicles.0.colour",
+            "colour",
+            "unknown key",
+        ),
+        (
+            'reasons = ["NOTE_USED"]',
+            'reasons = ["NOT_A_CODE"]',
+            "vehicles.2.reasons.0",
+            "NOT_A_CODE",
+            "NOTE_USED",
+        ),
+    ],
+)
+def test_bad_scenario_is_refused_naming_the_key_and_nothing_is_written(
+    tmp_path: Path, old: str, new: str, key: str, needle: str, message: str
+) -> None:
+    text = (ROOT / "config/scenarios/example.toml").read_text(encoding="utf-8")
+    assert old in text
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text.replace(old, new, 1), encoding="utf-8")
+    line = next(
+        n for n, row in enumerate(bad.read_text(encoding="utf-8").splitlines(), 1) if needle in row
+    )
+    work = tmp_path / "work"
+    result = gatewayd("sim", "--scenario", str(bad), "--fast", "--workdir", str(work))
+    assert result.returncode == 1
+    assert f"{key} (line {line}): " in result.stderr, result.stderr
+    assert message in result.stderr
+    assert not work.exists()
+
+
+def test_generated_traffic_has_every_code_per_hundred_and_about_eighty_percent_clean() -> None:
+    from sim.scenario import generate
+
+    scenario = generate(300, seed=5)
+    for block in range(3):
+        vehicles = scenario.vehicles[block * 100 : (block + 1) * 100]
+        codes = [c for v in vehicles for c in (v.reasons or [])]
+        assert set(ANOMALIES) <= set(codes)
+        assert sum(v.label == "clean" for v in vehicles) == 80
+    assert Code.NOTE_USED in ANOMALIES
