@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import random
 import re
 import threading
@@ -41,6 +42,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from drivers.supervisor import Backoff, DriverError, Health, State
 
 log = logging.getLogger(__name__)
+
+# OpenCV and FFmpeg print a line to stderr on every failed open, which a camera that is down
+# retries for hours; our own log says it once per change. Quiet them unless the operator has
+# asked for their output (the FFmpeg level is read when its backend first loads).
+os.environ.setdefault("OPENCV_FFMPEG_LOGLEVEL", "-8")
+if "OPENCV_LOG_LEVEL" not in os.environ:
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_ERROR)
 
 Image = NDArray[np.uint8]  # BGR, as OpenCV decodes
 SourceKind = Literal["rtsp", "http", "device", "file", "folder"]
