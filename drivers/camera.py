@@ -381,8 +381,12 @@ class Camera:
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
         healthy_after_s: float = 5.0,
+        on_state: Callable[[Health], None] | None = None,
     ) -> None:
+        """``on_state`` receives a copy of the health on every up/down change, called from the
+        capture thread: hand it to the event loop with ``loop.call_soon_threadsafe``."""
         self.settings = settings
+        self._on_state = on_state
         self._clock = clock
         self._backoff = Backoff(
             initial=settings.backoff_initial_s,
@@ -546,10 +550,16 @@ class Camera:
                 h.detail = detail
                 return
             h.state, h.detail, h.since = state, detail, self._clock()
+            snapshot = replace(h)
         if state == "up":
             log.info("camera %s up: %s", self.name, detail)
         else:
             log.warning("camera %s down: %s", self.name, detail)
+        if self._on_state is not None:
+            try:
+                self._on_state(snapshot)
+            except Exception:  # a broken callback must not stop the capture
+                log.exception("camera %s: state callback failed", self.name)
 
     def _reject(self) -> None:
         with self._lock:

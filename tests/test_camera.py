@@ -166,7 +166,8 @@ async def test_reconnects_after_the_stream_dies_and_logs_each_change_once(
             backoff_initial_s=0.05,
             backoff_max_s=0.5,
         )
-        async with Camera(settings) as cam:
+        changes: list[str] = []
+        async with Camera(settings, on_state=lambda h: changes.append(h.state)) as cam:
             await wait_until(lambda: cam.health().state == "up")
             await srv.stop()
             await wait_until(lambda: cam.health().state == "down")
@@ -181,6 +182,7 @@ async def test_reconnects_after_the_stream_dies_and_logs_each_change_once(
             frames = await cam.burst(2, 0.0, timeout_s=20)
             assert [colour(f) for f in frames] == ["blue", "blue"]
 
+    assert changes == ["up", "down", "up"]
     messages = [r.getMessage() for r in caplog.records if r.name == "drivers.camera"]
     assert len([m for m in messages if "camera front down" in m]) == 1
     assert len([m for m in messages if "camera front up" in m]) == 2
