@@ -1,0 +1,174 @@
+"""The evidence store: found by pass id, kept to its budget oldest first, never raising."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from datetime import datetime
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from recognition.evidence import EvidenceSettings, EvidenceStore
+
+DAY = datetime(2025, 3, 1, 9, 30)
+
+
+def crop(seed: int, w: int = 160, h: int = 48) -> np.ndarray:
+    """A noisy crop: JPEG cannot squeeze it much, so sizes are realistic and similar."""
+    return np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+
+
+def on_disk(root: Path) -> dict[Path, int]:
+    return {p: p.stat().st_size for p in root.rglob("*") if p.is_file()}
+
+
+def test_pictures_are_found_by_pass_id(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path, 10_000_000, now=lambda: DAY)
+    a = store.save_crop("lane01-0001", "plate", crop(1))
+    b = store.save_crop("lane01-0001", "container-side", crop(2))
+    c = store.save_crop("lane01-0002", "plate", crop(3))
+    assert a is not None
+    assert b is not None
+    assert c is not None
+    assert a.parent == tmp_path / "2025-03-01" / "lane01-0001"
+    assert a.name.startswith("lane01-0001_")
+    assert store.files_for("lane01-0001") == [a, b]
+    assert store.files_for("lane01-0002") == [c]
+    assert store.files_for("lane01-9999") == []
+    decoded = cv2.imread(str(a))
+    assert decoded.shape == (48, 160, 3)
+    assert store.usage_bytes() == sum(on_disk(tmp_path).values())
+
+
+def test_the_budget_holds_and_the_oldest_go_first(tmp_path: Path) -> None:
+    size = len(cv2.imencode(".jpg", crop(0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1])
+    budget = int(size * 3.5)  # room for three crops
+    store = EvidenceStore(tmp_path, budget, now=lambda: DAY)
+    paths = []
+    for i in range(8):
+        path = store.save_crop(f"pass-{i}", "plate", crop(i))
+        assert path is not None
+        paths.append(path)
+        assert store.usage_bytes() <= budget
+        assert sum(on_disk(tmp_path).values()) <= budget
+    kept = set(on_disk(tmp_path))
+    assert kept == set(paths[-3:])
+    assert store.files_for("pass-0") == []
+    assert not (tmp_path / "2025-03-01" / "pass-0").exists()  # emptied pass folders go too
+    stats = store.stats()
+    assert (stats.files, stats.written, stats.deleted, stats.failed) == (3, 8, 5, 0)
+
+
+def test_age_order_survives_a_restart(tmp_path: Path) -> None:
+    size = len(cv2.imencode(".jpg", crop(0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1])
+    budget = int(size * 4.5)
+    first = EvidenceStore(tmp_path, budget, now=lambda: DAY)
+    # written in the reverse of name order: age, not name, decides what goes first
+    old = [first.save_crop(f"p-{c}", "plate", crop(i)) for i, c in enumerate("zyx")]
+    second = EvidenceStore(tmp_path, budget, now=lambda: DAY)
+    assert second.usage_bytes() == first.usage_bytes()
+    new = [second.save_crop(f"q-{i}", "plate", crop(10 + i)) for i in range(2)]
+    assert set(on_disk(tmp_path)) == {*old[1:], *new}  # p-z was the oldest
+    again = second.save_crop("p-x", "plate", crop(20))  # a pass seen before the restart
+    assert again is not None
+    assert again.name == "p-x_002_plate.jpg"  # numbering goes on, nothing is overwritten
+    assert set(on_disk(tmp_path)) == {old[2], *new, again}  # p-y made room
+
+
+def test_a_lowered_budget_applies_at_start(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path, 10_000_000, now=lambda: DAY)
+    paths = [store.save_crop(f"p{i}", "plate", crop(i)) for i in range(4)]
+    smaller = EvidenceStore(tmp_path, store.usage_bytes() // 2, now=lambda: DAY)
+    assert smaller.usage_bytes() <= store.usage_bytes() // 2
+    assert paths[-1] in on_disk(tmp_path)
+    assert paths[0] not in on_disk(tmp_path)
+
+
+def test_several_threads_share_one_budget(tmp_path: Path) -> None:
+    size = len(cv2.imencode(".jpg", crop(0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1])
+    budget = size * 10
+    store = EvidenceStore(tmp_path, budget, now=lambda: DAY)
+    errors: list[BaseException] = []
+    results: list[Path | None] = []
+    lock = threading.Lock()
+
+    def worker(t: int) -> None:
+        try:
+            for i in range(25):
+                r = store.save_crop(f"t{t}-{i}", "plate", crop(t * 100 + i))
+                with lock:
+                    results.append(r)
+        except BaseException as exc:  # the test reports it below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(t,)) for t in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert errors == []
+    assert all(r is not None for r in results)
+    files = on_disk(tmp_path)
+    assert sum(files.values()) <= budget
+    assert store.usage_bytes() == sum(files.values())
+    stats = store.stats()
+    assert stats.written == 100
+    assert stats.deleted + stats.files == 100
+    assert stats.files == len(files)
+
+
+def test_a_failing_disk_is_logged_once_counted_and_survived(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="recognition.evidence")
+    store = EvidenceStore(tmp_path, 10_000_000, now=lambda: DAY)
+    (tmp_path / "2025-03-01").write_text("a file where the day's folder should be")
+    assert store.save_crop("p1", "plate", crop(1)) is None
+    assert store.save_crop("p2", "plate", crop(2)) is None
+    assert store.stats().failed == 2
+    assert "p2_001_plate.jpg" in store.stats().last_error
+    warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1
+
+    (tmp_path / "2025-03-01").unlink()  # the technician frees the path
+    path = store.save_crop("p3", "plate", crop(3))
+    assert path is not None
+    assert path.is_file()
+    assert any("work again" in r.getMessage() for r in caplog.records)
+    assert store.usage_bytes() == path.stat().st_size
+
+
+def test_bad_input_is_refused_without_raising(tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path, 1024 * 1024, now=lambda: DAY)
+    assert store.save_crop("p1", "plate", np.zeros((0, 0, 3), np.uint8)) is None
+    assert store.save_jpeg("p1", "frame", b"not a jpeg") is None
+    huge = crop(1, 2000, 2000)  # far more than the whole budget once encoded
+    assert store.save_crop("p1", "frame", huge) is None
+    assert store.stats().failed == 3
+    assert on_disk(tmp_path) == {}
+
+
+def test_pass_ids_cannot_escape_the_directory(tmp_path: Path) -> None:
+    root = tmp_path / "evidence"
+    store = EvidenceStore(root, 10_000_000, now=lambda: DAY)
+    path = store.save_crop("../../etc/passwd", "../x", crop(1))
+    assert path is not None
+    assert root in path.parents
+    assert store.files_for("../../etc/passwd") == [path]
+
+
+def test_frames_are_kept_only_when_asked(tmp_path: Path) -> None:
+    frame = crop(1, 320, 180)
+    assert EvidenceStore(tmp_path / "a", 10_000_000).save_frame("p1", "front", frame) is None
+    settings = EvidenceSettings(directory=tmp_path / "b", budget_bytes=10_000_000, keep_frames=True)
+    store = EvidenceStore.from_settings(settings)
+    path = store.save_frame("p1", "front", frame)
+    assert path is not None
+    assert path.name.endswith("frame-front.jpg")
+    jpeg = cv2.imencode(".jpg", frame)[1].tobytes()
+    kept = store.save_jpeg("p1", "snapshot", jpeg)
+    assert kept is not None
+    assert kept.read_bytes() == jpeg
