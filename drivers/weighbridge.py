@@ -40,7 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
 from drivers.serial_link import READ_SIZE, SerialPortSettings, close_serial, open_serial
-from drivers.supervisor import Backoff, Health, Supervisor
+from drivers.supervisor import Backoff, DriverError, Health, Supervisor
 
 Unit = Literal["kg", "t", "lb", "g"]
 KG_PER_UNIT: dict[str, float] = {"kg": 1.0, "t": 1000.0, "lb": 0.45359237, "g": 0.001}
@@ -247,6 +247,9 @@ class ToledoDecoder:
                     return "weight field holds a non-digit"
             elif i == cr_at and byte != CR:
                 return "no CR where the frame ends"
+            elif i > cr_at and byte > 0x7F:
+                # the 7-bit sum cannot see bit 7, so it must be clear
+                return "checksum byte has bit 7 set (a 7E1 line? set mask_parity)"
         if len(buf) < self.length:
             return None
         frame = bytes(buf[: self.length])
@@ -627,7 +630,10 @@ class WeighbridgeSettings(SerialPortSettings):
         default_factory=StabilitySettings, description="When a weight counts as settled"
     )
     silence_s: float = Field(
-        default=2.0, gt=0, description="The indicator streams; this long without a byte is a fault"
+        default=2.0,
+        gt=0,
+        description="The indicator streams; this long without a byte, or without one valid "
+        "frame, is a fault",
     )
 
     @model_validator(mode="after")
@@ -667,7 +673,11 @@ def make_filter(settings: WeighbridgeSettings) -> StabilityFilter:
 
 
 class WeighbridgeConnection:
-    """An open indicator line (a supervisor ``Device``)."""
+    """An open indicator line (a supervisor ``Device``).
+
+    Bytes that never make a valid frame for ``garbled_s`` (a wrong format or baud rate, a
+    damaged line) are a fault like silence: the line talks, but says nothing usable.
+    """
 
     def __init__(
         self,
@@ -675,15 +685,18 @@ class WeighbridgeConnection:
         decoder: WeightDecoder,
         stability: StabilityFilter,
         clock: Callable[[], float],
+        garbled_s: float,
     ) -> None:
         self._reader = reader
         self._decoder = decoder
         self._stability = stability
         self._clock = clock
+        self._garbled_s = garbled_s
 
     async def readings(self) -> AsyncIterator[WeighbridgeReading]:
         """Every frame (``WeightReading`` or ``Rejected``), each followed by the
         ``StableWeight`` / ``ScaleStatus`` it caused. Raises when the line fails."""
+        last_valid = self._clock()
         while True:
             chunk = await self._reader.read(READ_SIZE)
             if not chunk:
@@ -692,9 +705,14 @@ class WeighbridgeConnection:
             for item in self._decoder.feed(chunk):
                 yield item
                 if isinstance(item, WeightReading):
+                    last_valid = now
                     event = self._stability.update(item, now)
                     if event is not None:
                         yield event
+            if now - last_valid > self._garbled_s:
+                raise DriverError(
+                    f"no valid frame for {self._garbled_s:g} s: wrong format or line settings?"
+                )
 
 
 class _Reader(Protocol):
@@ -717,7 +735,11 @@ class Weighbridge:
         reader, writer = await open_serial(self.settings)
         try:
             yield WeighbridgeConnection(
-                reader, make_decoder(self.settings), make_filter(self.settings), self.clock
+                reader,
+                make_decoder(self.settings),
+                make_filter(self.settings),
+                self.clock,
+                garbled_s=self.settings.silence_s,
             )
         finally:
             await close_serial(writer)

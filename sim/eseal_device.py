@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -85,6 +86,7 @@ class EsealReaderSim:
         self._muted = False
         self._radio_failures = 0
         self.executed: list[tuple[Command, str, Status]] = []  # unlock/arm: what and outcome
+        self.received: deque[tuple[float, Command | None]] = deque(maxlen=1000)  # (when, what)
         self.requests = 0
         self.rejected = 0
 
@@ -164,6 +166,7 @@ class EsealReaderSim:
             if item.addr not in (self.address, BROADCAST) or item.cmd & 0x80:
                 continue
             self.requests += 1
+            self.received.append((time.monotonic(), COMMANDS.get(item.cmd)))
             if self._muted:
                 continue
             if item.cmd not in COMMANDS:
