@@ -43,13 +43,18 @@ class SerialPortSettings(BaseModel):
 async def open_serial(
     settings: SerialPortSettings,
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open the port (pyserial runs its blocking open in an executor); raises OSError."""
+    """Open the port (pyserial runs its blocking open in an executor); raises OSError.
+
+    The port is locked for this process: a second reader (a technician's ``device read``
+    while the daemon runs) is refused with a clear error instead of stealing bytes from it.
+    """
     return await serial_asyncio_fast.open_serial_connection(
         url=settings.port,
         baudrate=settings.baudrate,
         bytesize=settings.bytesize,
         parity=settings.parity,
         stopbits=settings.stopbits,
+        exclusive=True,
     )
 
 

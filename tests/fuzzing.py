@@ -8,12 +8,14 @@ little (raw bytes and a seed) and build structured inputs from the seed itself.
 
 from __future__ import annotations
 
+import os
 import random
 from collections.abc import Callable
 
 from hypothesis import HealthCheck, Phase, settings
 
-FUZZ_EXAMPLES = 100_000
+# the suite runs 100,000; a developer iterating on a codec may run fewer
+FUZZ_EXAMPLES = int(os.environ.get("GATEWAYD_FUZZ_EXAMPLES", "100000"))
 
 settings.register_profile(
     "fuzz",

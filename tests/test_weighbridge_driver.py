@@ -170,3 +170,15 @@ async def test_a_line_of_garbage_is_a_fault_not_a_quiet_scale() -> None:
             assert "no valid frame" in supervisor.health.detail
             assert supervisor.health.rejected > 0
         assert got.of(WeightReading) == []
+
+
+async def test_a_second_reader_of_the_port_is_refused(toledo: WeighbridgeSim) -> None:
+    """A technician's tool opening the lane's port must not steal its bytes."""
+    driver = Weighbridge(settings_for(toledo))
+    async with driver.open_device() as first:
+        frames = first.readings()
+        assert isinstance(await anext(frames), WeightReading | Rejected)
+        with pytest.raises(OSError, match="lock"):
+            async with driver.open_device():
+                pass
+        await frames.aclose()
