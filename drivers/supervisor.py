@@ -149,12 +149,15 @@ class Supervisor(Generic[R]):
         stream = device.readings()
         try:
             while True:
+                silence = asyncio.timeout(self.silence_s)
                 try:
-                    async with asyncio.timeout(self.silence_s):
+                    async with silence:
                         reading = await anext(stream)
                 except StopAsyncIteration:
                     return
                 except TimeoutError:
+                    if not silence.expired():
+                        raise  # the device's own timeout, with its own message
                     raise TimeoutError(f"silent for {self.silence_s:g} s") from None
                 if isinstance(reading, Rejected):
                     # counted, never passed on: garbage must not reach the lane
