@@ -34,6 +34,10 @@ def sim(
     json_out: Annotated[
         bool, typer.Option("--json", help="End with one JSON line of figures.")
     ] = False,
+    direct: Annotated[
+        bool,
+        typer.Option(help="Hand readings to the lane directly, not through device protocols."),
+    ] = False,
     workdir: Annotated[
         Path | None, typer.Option(help="Keep the ledger here instead of a temporary folder.")
     ] = None,
@@ -57,7 +61,9 @@ def sim(
         typer.echo(format_result(result))  # type: ignore[arg-type]
 
     try:
-        report = asyncio.run(simulate(spec, seed=seed, fast=fast, workdir=workdir, on_result=show))
+        report = asyncio.run(
+            simulate(spec, seed=seed, fast=fast, direct=direct, workdir=workdir, on_result=show)
+        )
     except ValueError as exc:
         typer.echo(f"scenario: {exc}", err=True)
         raise typer.Exit(1) from None

@@ -12,8 +12,10 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from drivers import release_note
+from drivers.eseal import EsealSettings
 from drivers.modbus_io import RelaySettings
 from drivers.settings import Section, invalid
+from drivers.weighbridge import WeighbridgeSettings
 from gatewayd.judge import READING_KINDS, ReadingKind
 from gatewayd.tomlfile import load_model, parse_model
 
@@ -116,16 +118,35 @@ class SimDeviceConfig(Section):
     kind: Literal["sim"] = Field(description="Readings come from the simulator.")
 
 
-DeviceConfig = Annotated[SimDeviceConfig, Field(discriminator="kind")]
+class WeighbridgeDevice(WeighbridgeSettings):
+    """A weighbridge indicator on a serial line."""
+
+    kind: Literal["weighbridge"] = Field(description="Weighbridge indicator (serial).")
+    name: str = Field("weighbridge", description="Device name in alerts and health.")
+    min_vehicle_kg: float = Field(
+        500.0, ge=0, description="A stable weight below this is the empty deck, not a truck."
+    )
+
+
+class EsealDevice(EsealSettings):
+    """An e-seal reader on a serial line."""
+
+    kind: Literal["eseal"] = Field(description="E-seal reader (serial).")
+    name: str = Field("eseal", description="Device name in alerts and health.")
+
+
+SimOnly = Annotated[SimDeviceConfig, Field(discriminator="kind")]
+WeightDevice = Annotated[SimDeviceConfig | WeighbridgeDevice, Field(discriminator="kind")]
+SealDevice = Annotated[SimDeviceConfig | EsealDevice, Field(discriminator="kind")]
 
 
 class DevicesSection(Section):
-    plate: DeviceConfig | None = Field(None, description="Plate camera(s).")
-    containers: DeviceConfig | None = Field(None, description="Container cameras.")
-    qr: DeviceConfig | None = Field(None, description="Release-note QR scanner.")
-    seal: DeviceConfig | None = Field(None, description="E-seal reader.")
-    weight: DeviceConfig | None = Field(None, description="Weighbridge indicator.")
-    gps: DeviceConfig | None = Field(None, description="GPS of the vehicle terminal.")
+    plate: SimOnly | None = Field(None, description="Plate camera(s).")
+    containers: SimOnly | None = Field(None, description="Container cameras.")
+    qr: SimOnly | None = Field(None, description="Release-note QR scanner.")
+    seal: SealDevice | None = Field(None, description="E-seal reader.")
+    weight: WeightDevice | None = Field(None, description="Weighbridge indicator.")
+    gps: SimOnly | None = Field(None, description="GPS of the vehicle terminal.")
 
 
 class LaneConfig(Section):

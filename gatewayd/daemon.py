@@ -56,7 +56,7 @@ from gatewayd.judge import Policy, ReadingKind
 from gatewayd.lane import RELAY, LaneCore, LaneSettings
 from gatewayd.ledger import Ledger
 from gatewayd.reasons import Outcome, Reason
-from gatewayd.sources import DisplaySink, ReadingSource, SealActuator, Triggered
+from gatewayd.sources import DisplaySink, PassAware, ReadingSource, SealActuator, Triggered
 
 log = logging.getLogger(__name__)
 
@@ -162,6 +162,7 @@ class Lane:
         self._background: set[asyncio.Task[None]] = set()
         self._switches: dict[str, bool] = {}
         self.ready = asyncio.Event()
+        self._handled = asyncio.Event()  # pulsed after every event the core handled
 
     # -- events in ---------------------------------------------------------------------------
 
@@ -257,6 +258,13 @@ class Lane:
         commands = self.core.handle(event, self.clock())
         for command in commands:
             await self._execute(command, cause)
+        self._handled.set()
+        self._handled = asyncio.Event()
+
+    async def wait_for(self, condition: Callable[[], bool]) -> None:
+        """Wait until ``condition()`` holds, checked after each event (bound it with a timeout)."""
+        while not condition():
+            await self._handled.wait()
 
     def _decided(self, pass_id: str, outcome: Outcome) -> None:
         timing = self._timings.get(pass_id)
@@ -302,6 +310,9 @@ class Lane:
                 outcome, reasons = await self._db(self.ledger.audit_override, command)
                 await self._committed(command.pass_id, outcome, reasons, cause)
             case PassClosed():
+                for source in self.sources:
+                    if isinstance(source, PassAware):
+                        source.pass_closed(command.pass_id)
                 self._spawn(self._db(self.ledger.checkpoint), "checkpoint")
                 closed = self._timings.pop(command.pass_id, None)
                 if closed is not None:
@@ -345,7 +356,7 @@ class Lane:
                 await actuator.unlock(command.seal_id)
             else:
                 await actuator.arm(command.seal_id)
-        except (DriverError, OSError, TimeoutError) as exc:
+        except Exception as exc:
             self._alert(Alert("SEAL_ACTION_FAILED", f"{command.seal_id}: {exc}"))
 
     def _alert(self, alert: Alert) -> None:

@@ -6,26 +6,52 @@ import asyncio
 import contextlib
 import logging
 import signal
+from collections.abc import Mapping
+from typing import cast
 
+from drivers.eseal import EsealReader
 from drivers.modbus_io import RelayIO
-from gatewayd.config import LaneConfig
+from drivers.weighbridge import Weighbridge
+from gatewayd.config import EsealDevice, LaneConfig, SimDeviceConfig, WeighbridgeDevice
 from gatewayd.daemon import Lane
+from gatewayd.devices import EsealSource, WeighbridgeSource
+from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
 
 log = logging.getLogger(__name__)
 
 
-def build_sources(config: LaneConfig) -> list[ReadingSource]:
-    """The reading sources the config names; refuses kinds that need the simulator."""
+def build_sources(
+    config: LaneConfig, simulated: Mapping[ReadingKind, ReadingSource] | None = None
+) -> list[ReadingSource]:
+    """The reading sources the config names.
+
+    A device of kind ``sim`` takes its source from ``simulated`` (given only by
+    ``gatewayd sim``); a field lane refuses it.
+    """
     sources: list[ReadingSource] = []
-    for kind, device in config.devices:
-        if device is None:
-            continue
-        if device.kind == "sim":
-            raise ValueError(
-                f"devices.{kind}: kind 'sim' exists only under `gatewayd sim`; "
-                "configure the real device"
-            )
+    for name, device in config.devices:
+        kind = cast(ReadingKind, name)
+        match device:
+            case None:
+                continue
+            case SimDeviceConfig():
+                if simulated is None or kind not in simulated:
+                    raise ValueError(
+                        f"devices.{kind}: kind 'sim' exists only under `gatewayd sim`; "
+                        "configure the real device"
+                    )
+                sources.append(simulated[kind])
+            case WeighbridgeDevice():
+                sources.append(
+                    WeighbridgeSource(
+                        Weighbridge(device),
+                        name=device.name,
+                        min_vehicle_kg=device.min_vehicle_kg,
+                    )
+                )
+            case EsealDevice():
+                sources.append(EsealSource(EsealReader(device), name=device.name))
     return sources
 
 

@@ -38,6 +38,15 @@ class Triggered(Protocol):
 
 
 @runtime_checkable
+class PassAware(Protocol):
+    """A source that wants to know when a pass ends (to forget that truck's readings)."""
+
+    def pass_closed(self, pass_id: str) -> None:
+        """The pass is over; must return at once."""
+        ...
+
+
+@runtime_checkable
 class SealActuator(Protocol):
     """A source that can also unlock or arm the e-seal it reads."""
 

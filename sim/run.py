@@ -14,24 +14,34 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from drivers.modbus_io import RelayIO
+from drivers.modbus_io import RelayIO, RelaySettings
 from gatewayd.config import LaneConfig
 from gatewayd.daemon import Lane
-from gatewayd.judge import READING_KINDS, ReadingKind
+from gatewayd.judge import ReadingKind
 from gatewayd.ledger import BookLineIn, Ledger, NoteIn
 from gatewayd.reasons import Outcome
+from gatewayd.runner import build_sources
 from sim.central import SimCentral
+from sim.feeders import make_feeders
 from sim.relay import SimRelay
 from sim.scenario import Scenario, resolve_time
-from sim.sources import SimDisplay, SimSeal, SimSource
+from sim.sources import SimDisplay
 from sim.world import Traffic, VehicleResult
 
 FAST_SCALE = 0.01
+RELAY_WIRING = RelaySettings.model_validate(
+    {
+        "transport": "tcp",
+        "host": "127.0.0.1",
+        "coils": {"barrier_up": 0, "barrier_down": 1, "light_green": 2, "light_red": 3},
+        "inputs": {"arrival": 0, "safety": 1, "exit": 2, "barrier_open": 3, "barrier_closed": 4},
+    }
+)
 GEOFENCE = [
     (22.48210, 113.91020),
     (22.48210, 113.91180),
@@ -64,9 +74,15 @@ class SimTiming:
 
 
 def sim_config(
-    scenario: Scenario, public_key: str, ledger: Path, relay_port: int, timing: SimTiming
+    scenario: Scenario,
+    *,
+    public_key: str,
+    ledger: Path,
+    relay_port: int,
+    timing: SimTiming,
+    devices: Mapping[ReadingKind, dict[str, Any]],
 ) -> LaneConfig:
-    """The config of the simulated lane: every reading device simulated."""
+    """The config of the simulated lane."""
     return LaneConfig.model_validate(
         {
             "lane": {
@@ -94,7 +110,7 @@ def sim_config(
                     "barrier_closed": 4,
                 },
             },
-            "devices": {kind: {"kind": "sim"} for kind in READING_KINDS},
+            "devices": devices,
         }
     )
 
@@ -196,11 +212,23 @@ def _workdir(path: Path | None) -> Iterator[Path]:
         yield Path(tmp)
 
 
+async def _started(lane: Lane, task: asyncio.Task[None]) -> None:
+    """Wait until the lane runs and its devices are up (or fail with why not)."""
+    ready = asyncio.create_task(lane.ready.wait())
+    await asyncio.wait({ready, task}, return_when=asyncio.FIRST_COMPLETED)
+    if task.done():
+        ready.cancel()
+        task.result()  # raises what stopped the lane
+    async with asyncio.timeout(15):
+        await lane.wait_for(lambda: not lane.core.faults and lane.core.barrier != "unknown")
+
+
 async def simulate(
     scenario: Scenario,
     *,
     seed: int = 1,
     fast: bool = False,
+    direct: bool = False,
     workdir: Path | None = None,
     on_result: Callable[[VehicleResult], None] = lambda r: None,
 ) -> Report:
@@ -211,45 +239,56 @@ async def simulate(
     started = time.monotonic()
     with _workdir(workdir) as work:
         ledger_path = work / "ledger.db"
-        probe = sim_config(scenario, central.public_key, ledger_path, 502, timing)
-        relay = SimRelay(probe.relay, travel_s=2.0 * timing.scale)
-        sources: dict[ReadingKind, SimSource] = {
-            kind: SimSeal() if kind == "seal" else SimSource(kind) for kind in READING_KINDS
-        }
+        feeders = make_feeders(direct=direct, scale=timing.scale, seed=seed)
         traffic = Traffic(
-            relay=relay,
-            sources=sources,
+            relay=SimRelay(RELAY_WIRING, travel_s=2.0 * timing.scale),
+            feeders=feeders,
             central=central,
             notes={n.id: n for n in scenario.ledger.notes},
             geofence=GEOFENCE,
             scale=timing.scale,
             start=start,
             rng=random.Random(seed),
-            decision_timeout_s=probe.timing.decision_deadline_s + 10,
+            decision_timeout_s=max(20 * timing.scale, 1.0) + 10,
             on_result=on_result,
         )
         for v in scenario.vehicles:  # refuse a bad QR spec before anything is written
             if v.qr is not None:
                 traffic.payload(v.qr)
-        port = await relay.start()
-        config = sim_config(scenario, central.public_key, ledger_path, port, timing)
-        seed_ledger(ledger_path, scenario, start)
-        lane = Lane(
-            config,
-            RelayIO(config.relay),
-            list(sources.values()),
-            display=SimDisplay(),
-            observer=traffic,
-        )
-        lane_task = asyncio.create_task(lane.run(), name="lane")
-        try:
-            await lane.ready.wait()
-            results = await traffic.run(scenario.vehicles)
-        finally:
-            lane_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await lane_task
-            await relay.close()
+        relay = traffic.relay
+        async with contextlib.AsyncExitStack() as stack:
+            for feeder in feeders.values():
+                await feeder.start()
+                stack.push_async_callback(feeder.stop)
+            port = await relay.start()
+            stack.push_async_callback(relay.close)
+            devices = {kind: f.device_config() for kind, f in feeders.items()}
+            config = sim_config(
+                scenario,
+                public_key=central.public_key,
+                ledger=ledger_path,
+                relay_port=port,
+                timing=timing,
+                devices=devices,
+            )
+            simulated = {kind: s for kind, f in feeders.items() if (s := f.source()) is not None}
+            seed_ledger(ledger_path, scenario, start)
+            lane = Lane(
+                config,
+                RelayIO(config.relay),
+                build_sources(config, simulated),
+                display=SimDisplay(),
+                observer=traffic,
+            )
+            traffic.lane = lane
+            lane_task = asyncio.create_task(lane.run(), name="lane")
+            try:
+                await _started(lane, lane_task)
+                results = await traffic.run(scenario.vehicles)
+            finally:
+                lane_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await lane_task
     return Report(results, relay.collisions, time.monotonic() - started)
 
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from drivers.release_note import ReleaseNote
-from gatewayd.daemon import PassTiming
+from gatewayd.daemon import Lane, PassTiming
 from gatewayd.events import (
     ContainerSeen,
     ContainersRead,
@@ -30,9 +30,9 @@ from gatewayd.events import (
 from gatewayd.judge import ReadingKind
 from gatewayd.reasons import Outcome
 from sim.central import SimCentral
+from sim.feeders import Feeder
 from sim.relay import SimRelay
 from sim.scenario import GpsSpec, NoteSpec, QrSpec, VehicleSpec, fence_points, resolve_time
-from sim.sources import SimSource
 
 log = logging.getLogger(__name__)
 
@@ -87,7 +87,7 @@ class Traffic:
         self,
         *,
         relay: SimRelay,
-        sources: dict[ReadingKind, SimSource],
+        feeders: dict[ReadingKind, Feeder],
         central: SimCentral,
         notes: dict[str, NoteSpec],
         geofence: list[tuple[float, float]],
@@ -98,7 +98,8 @@ class Traffic:
         on_result: Callable[[VehicleResult], None] = lambda r: None,
     ) -> None:
         self.relay = relay
-        self.sources = sources
+        self.feeders = feeders
+        self.lane: Lane | None = None  # set once the lane exists (it observes this traffic)
         self.central = central
         self.notes = notes
         self.inside, self.outside = fence_points(geofence)
@@ -144,7 +145,7 @@ class Traffic:
         """One truck: arrive, present readings, then pass or turn away."""
         result = VehicleResult(index, vehicle, arrived_at=time.time())
         for kind in vehicle.faults:
-            self.sources[kind].fail("simulated outage")
+            self.feeders[kind].fail()
         self.relay.set_loop("arrival", True)
         try:  # the driver waits for the display's greeting before showing anything
             await asyncio.wait_for(self._opened.get(), self.decision_timeout_s)
@@ -181,9 +182,23 @@ class Traffic:
             result.lane_s = done.lane_s
         except TimeoutError:
             result.problems.append("pass never closed")
+        for feeder in self.feeders.values():
+            feeder.clear()
         for kind in vehicle.faults:
-            self.sources[kind].recover()
+            self.feeders[kind].recover()
+        await self._devices_back(result, [self.feeders[k].device_name for k in vehicle.faults])
         return result
+
+    async def _devices_back(self, result: VehicleResult, names: list[str]) -> None:
+        """Wait for repaired devices to be back in the lane before the next truck."""
+        lane = self.lane
+        if lane is None or not names:
+            return
+        try:
+            async with asyncio.timeout(15):
+                await lane.wait_for(lambda: not set(names) & set(lane.core.faults))
+        except TimeoutError:
+            result.problems.append(f"devices not back: {names}")
 
     async def _pass_through(self, result: VehicleResult) -> None:
         try:
@@ -202,7 +217,7 @@ class Traffic:
     async def _feed(self, kind: ReadingKind, event: Event) -> None:
         low, high = READING_DELAYS[kind]
         await self._sleep(self.rng.uniform(low, high))
-        self.sources[kind].push(event)
+        self.feeders[kind].present(event)
 
     def _readings(self, v: VehicleSpec) -> list[tuple[ReadingKind, Event]]:
         out: list[tuple[ReadingKind, Event]] = []

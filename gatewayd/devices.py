@@ -1,0 +1,126 @@
+"""Real reading devices as the lane sees them: a supervised driver whose readings become core
+events and whose health becomes DeviceFault / DeviceRecovered.
+
+A device that reports only changes (a seal entering the reader's field, a weight settling) may
+have reported before the truck tripped the arrival loop; such a source keeps its current
+reading and repeats it when the lane opens a pass (``trigger``), so nothing depends on which
+sensor a truck reaches first. Only a reading taken since the last pass closed is repeated, and
+never one from before a reconnect: closing a pass and going down both forget it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any, Generic, TypeVar
+
+from drivers.eseal import EsealReader, NoSeal, SealReading
+from drivers.supervisor import Health, Supervisor
+from drivers.weighbridge import ScaleStatus, StableWeight, Weighbridge, WeightReading
+from gatewayd.events import DeviceFault, DeviceRecovered, Event, SealRead, WeightStable
+from gatewayd.judge import ReadingKind
+from gatewayd.sources import Emit
+
+log = logging.getLogger(__name__)
+
+R = TypeVar("R")
+
+
+class DriverSource(Generic[R]):
+    """One supervised device feeding the lane."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: ReadingKind,
+        make_supervisor: Callable[[Callable[[R], None], Callable[[Health], None]], Supervisor[R]],
+    ) -> None:
+        self.name = name
+        self.kind: ReadingKind = kind
+        self._make_supervisor = make_supervisor
+        self._emit: Emit | None = None
+        self.current: Event | None = None  # the reading that still holds now
+        self.health: Health | None = None
+
+    async def run(self, emit: Emit) -> None:
+        """Keep the device open and feed the lane until cancelled."""
+        self._emit = emit
+        supervisor = self._make_supervisor(self._on_reading, self._on_state)
+        self.health = supervisor.health
+        await supervisor.run()
+
+    def convert(self, reading: R) -> Event | None:
+        """The core event a driver reading stands for, or None (subclasses decide)."""
+        raise NotImplementedError
+
+    def _on_reading(self, reading: R) -> None:
+        event = self.convert(reading)
+        if event is not None and self._emit is not None:
+            self.current = event
+            self._emit(event)
+
+    def _on_state(self, health: Health) -> None:
+        if self._emit is None:
+            return
+        if health.state == "up":
+            self._emit(DeviceRecovered(self.name))
+        else:
+            self.current = None
+            self._emit(DeviceFault(self.name, health.detail))
+
+    def trigger(self, pass_id: str) -> None:
+        """A pass opened: repeat the reading that still holds, if any."""
+        if self.current is not None and self._emit is not None:
+            self._emit(self.current)
+
+    def pass_closed(self, pass_id: str) -> None:
+        """A pass ended: what was read belonged to that truck, never to the next one."""
+        self.current = None
+
+
+class WeighbridgeSource(DriverSource[Any]):
+    """A weighbridge indicator: a stable gross weight becomes ``WeightStable``.
+
+    Motion, overload and negative readings are never weights, and a stable weight below
+    ``min_vehicle_kg`` is the empty deck, not a truck.
+    """
+
+    def __init__(self, device: Weighbridge, *, name: str, min_vehicle_kg: float) -> None:
+        super().__init__(name, "weight", lambda r, s: device.supervisor(r, s, name=name))
+        self.device = device
+        self.min_vehicle_kg = min_vehicle_kg
+
+    def convert(self, reading: Any) -> Event | None:
+        if isinstance(reading, StableWeight):
+            if reading.kg < self.min_vehicle_kg:
+                self.current = None
+                return None
+            return WeightStable(reading.kg)
+        if isinstance(reading, ScaleStatus) or (
+            isinstance(reading, WeightReading) and reading.motion
+        ):
+            self.current = None  # the settled run is over
+        return None
+
+
+class EsealSource(DriverSource[Any]):
+    """An e-seal reader: the seal in the field becomes ``SealRead``; also unlocks and arms."""
+
+    def __init__(self, device: EsealReader, *, name: str) -> None:
+        super().__init__(name, "seal", lambda r, s: device.supervisor(r, s, name=name))
+        self.device = device
+
+    def convert(self, reading: Any) -> Event | None:
+        if isinstance(reading, SealReading):
+            return SealRead(reading.seal_id, reading.state, reading.battery_pct)
+        if isinstance(reading, NoSeal):
+            self.current = None
+        return None
+
+    async def unlock(self, seal_id: str) -> None:
+        """Unlock the seal (entry lanes, after a release)."""
+        await self.device.unlock(seal_id)
+
+    async def arm(self, seal_id: str) -> None:
+        """Arm the seal (exit lanes, after a release)."""
+        await self.device.arm(seal_id)
