@@ -272,7 +272,7 @@ async def simulate(
                 devices=devices,
             )
             simulated = {kind: s for kind, f in feeders.items() if (s := f.source()) is not None}
-            seed_ledger(ledger_path, scenario, start)
+            await asyncio.to_thread(seed_ledger, ledger_path, scenario, start)
             lane = Lane(
                 config,
                 RelayIO(config.relay),
