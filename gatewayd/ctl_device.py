@@ -1,0 +1,158 @@
+"""`gatewayctl device ...`: a technician reads a field device live, or commissions a seal.
+
+These open the device's port themselves, so run them with the lane daemon stopped (a port the
+daemon holds is refused: ports are opened exclusively).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from drivers.codec import Rejected
+from gatewayd.tomlfile import FileError
+
+device_app = typer.Typer(no_args_is_help=True, help="Field devices: live readings, seals.")
+eseal_app = typer.Typer(no_args_is_help=True, help="Commission e-seals.")
+device_app.add_typer(eseal_app, name="eseal")
+
+DEFAULT_CONFIG = Path("/etc/gatewayd/lane.toml")
+ConfigOption = Annotated[Path, typer.Option("--config", "-c", help="Lane config (TOML).")]
+
+
+class DeviceKind(StrEnum):
+    """Devices `device read` knows."""
+
+    weighbridge = "weighbridge"
+    eseal = "eseal"
+
+
+def _config_device(config: Path, key: str, wanted: type) -> Any:
+    from gatewayd.config import load_config
+
+    try:
+        cfg = load_config(config)
+    except FileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{exc.path}: {problem}", err=True)
+        raise typer.Exit(1) from None
+    device = getattr(cfg.devices, key)
+    if not isinstance(device, wanted):
+        kind = getattr(device, "kind", "none")
+        typer.echo(f"{config}: devices.{key} is of kind {kind!r}: no device to talk to", err=True)
+        raise typer.Exit(1)
+    return device
+
+
+def _print(item: Any) -> None:
+    as_dict: Callable[[], dict[str, object]] | None = getattr(item, "as_dict", None)
+    data = as_dict() if as_dict else {"value": repr(item)}
+    typer.echo(json.dumps({"type": type(item).__name__, **data}, ensure_ascii=False))
+
+
+async def _stream(
+    readings: Callable[[], Any], *, raw: bool, keep: Callable[[Any], bool], limit: int | None
+) -> None:
+    shown = 0
+    async with readings() as device:
+        stream: AsyncIterator[Any] = device.readings()
+        async for item in stream:
+            if isinstance(item, Rejected) and not raw:
+                continue
+            if not raw and not keep(item):
+                continue
+            _print(item)
+            shown += 1
+            if limit is not None and shown >= limit:
+                return
+
+
+def _run(coro: Any, seconds: float | None) -> None:
+    async def bounded() -> None:
+        try:
+            async with asyncio.timeout(seconds):
+                await coro
+        except TimeoutError:
+            pass
+
+    try:
+        asyncio.run(bounded())
+    except OSError as exc:
+        typer.echo(f"cannot open the device: {exc}", err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        pass
+
+
+@device_app.command("read")
+def read(
+    kind: Annotated[DeviceKind, typer.Argument(help="Which device.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    raw: Annotated[bool, typer.Option(help="Every frame, with its bytes, rejects too.")] = False,
+    count: Annotated[int | None, typer.Option(min=1, help="Stop after this many.")] = None,
+    seconds: Annotated[float | None, typer.Option(min=0, help="Stop after this long.")] = None,
+) -> None:
+    """Print live decoded readings from the configured device, one JSON object per line."""
+    from drivers.eseal import EsealReader
+    from drivers.weighbridge import StableWeight, Weighbridge
+
+    if kind is DeviceKind.weighbridge:
+        from gatewayd.config import WeighbridgeDevice
+
+        wb = Weighbridge(_config_device(config, "weight", WeighbridgeDevice))
+        # without --raw: settled weights and status changes, not every frame
+        coro = _stream(
+            wb.open_device,
+            raw=raw,
+            keep=lambda r: isinstance(r, StableWeight) or type(r).__name__ == "ScaleStatus",
+            limit=count,
+        )
+    else:
+        from gatewayd.config import EsealDevice
+
+        reader = EsealReader(_config_device(config, "seal", EsealDevice))
+        coro = _stream(reader.open_device, raw=raw, keep=lambda r: True, limit=count)
+    _run(coro, seconds)
+
+
+def _seal_command(config: Path, seal_id: str, action: str) -> None:
+    from drivers.eseal import EsealError, EsealReader
+    from gatewayd.config import EsealDevice
+
+    settings = _config_device(config, "seal", EsealDevice)
+
+    async def act() -> None:
+        reader = EsealReader(settings)
+        async with reader.open_device():
+            try:
+                state = await getattr(reader, action)(seal_id)
+            except EsealError as exc:
+                typer.echo(f"{action} {seal_id}: {exc}", err=True)
+                raise typer.Exit(1) from None
+            typer.echo(json.dumps({"seal_id": seal_id, "action": action, "state": state}))
+
+    _run(act(), 30)
+
+
+@eseal_app.command("unlock")
+def unlock(
+    seal_id: Annotated[str, typer.Argument(help="Seal id, as the reader reports it.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Unlock the seal in the reader's field."""
+    _seal_command(config, seal_id, "unlock")
+
+
+@eseal_app.command("arm")
+def arm(
+    seal_id: Annotated[str, typer.Argument(help="Seal id, as the reader reports it.")],
+    config: ConfigOption = DEFAULT_CONFIG,
+) -> None:
+    """Arm the seal in the reader's field."""
+    _seal_command(config, seal_id, "arm")
