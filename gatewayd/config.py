@@ -149,6 +149,13 @@ class DevicesSection(Section):
     gps: SimOnly | None = Field(None, description="GPS of the vehicle terminal.")
 
 
+class ControlSection(Section):
+    socket: Path = Field(
+        Path("/run/gatewayd/control.sock"),
+        description="Unix socket for gatewayctl (status, officer overrides); owner and group only.",
+    )
+
+
 class LaneConfig(Section):
     """The whole lane config file."""
 
@@ -163,6 +170,9 @@ class LaneConfig(Section):
         default_factory=dict, description="Extra or overriding profiles by name."
     )
     devices: DevicesSection = DevicesSection()
+    control: ControlSection | None = Field(
+        None, description="The control socket; none when absent."
+    )
 
     @property
     def profile(self) -> ProfileSection:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -28,6 +29,70 @@ def config_validate(path: Annotated[Path, typer.Argument(help="Lane config (TOML
             typer.echo(f"{exc.path}: {problem}", err=True)
         raise typer.Exit(1) from None
     typer.echo(f"{path}: ok (lane {cfg.lane.id}, profile {cfg.lane.profile})")
+
+
+def _socket(config: Path | None, socket: Path | None) -> Path:
+    if socket is not None:
+        return socket
+    from gatewayd.config import load_config
+
+    path = config or Path("/etc/gatewayd/lane.toml")
+    try:
+        cfg = load_config(path)
+    except FileError as exc:
+        for problem in exc.problems:
+            typer.echo(f"{exc.path}: {problem}", err=True)
+        raise typer.Exit(1) from None
+    if cfg.control is None:
+        typer.echo(f"{path}: no [control] section: the lane has no control socket", err=True)
+        raise typer.Exit(1)
+    return cfg.control.socket
+
+
+def _ask(config: Path | None, socket: Path | None, message: dict[str, object]) -> dict[str, object]:
+    import asyncio
+
+    from gatewayd.control import request
+
+    path = _socket(config, socket)
+    try:
+        answer = asyncio.run(request(path, message))
+    except (OSError, TimeoutError) as exc:
+        typer.echo(f"lane not reachable at {path}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    typer.echo(json.dumps(answer, ensure_ascii=False))
+    if "error" in answer:
+        raise typer.Exit(1)
+    return answer
+
+
+ConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Lane config (TOML).")]
+SocketOpt = Annotated[Path | None, typer.Option(help="Control socket (instead of --config).")]
+
+
+@app.command("status")
+def lane_status(config: ConfigOpt = None, socket: SocketOpt = None) -> None:
+    """The running lane's phase, the pass at the barrier, faults, loops and barrier."""
+    _ask(config, socket, {"cmd": "status"})
+
+
+@app.command("override")
+def override(
+    action: Annotated[str, typer.Argument(help="release or hold")],
+    officer: Annotated[str, typer.Option(help="Officer id (audited).")],
+    reason: Annotated[str, typer.Option(help="Why (audited).")],
+    config: ConfigOpt = None,
+    socket: SocketOpt = None,
+) -> None:
+    """Release a held truck, or hold the one being checked; audited in the ledger."""
+    if action not in ("release", "hold"):
+        typer.echo("action must be release or hold", err=True)
+        raise typer.Exit(2)
+    _ask(
+        config,
+        socket,
+        {"cmd": "override", "action": action, "officer": officer, "reason": reason},
+    )
 
 
 def main() -> None:

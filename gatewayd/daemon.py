@@ -216,6 +216,10 @@ class Lane:
                     tg.create_task(source.run(self.emit), name=f"source:{source.name}")
                 tg.create_task(self._tick(), name="ticker")
                 tg.create_task(self._dispatch(), name="dispatcher")
+                if self.config.control is not None:
+                    from gatewayd import control
+
+                    tg.create_task(control.serve(self, self.config.control.socket), name="control")
                 self.ready.set()
         finally:
             for task in list(self._background):

@@ -1,0 +1,93 @@
+"""A running lane: officer overrides through the control socket, and a relay outage."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from pathlib import Path
+
+from gatewayd.config import ControlSection
+from gatewayd.lane import Phase
+
+from .harness import running_lane
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def ctl(*args: str) -> tuple[int, dict[str, object]]:
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from gatewayd.ctl import main; main()",
+        *args,
+        cwd=ROOT,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode is not None
+    return proc.returncode, json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {
+        "stderr": err.decode()
+    }
+
+
+async def test_officer_releases_a_held_truck_from_the_cli_and_it_is_audited(tmp_path: Path) -> None:
+    sock = tmp_path / "control.sock"
+    async with running_lane(tmp_path, control=ControlSection(socket=sock)) as lane:
+        code, status = await ctl("status", "--socket", str(sock))
+        assert code == 0
+        assert status["phase"] == "idle"
+        code, refused = await ctl(
+            "override", "release", "--officer", "O-7", "--reason", "test", "--socket", str(sock)
+        )
+        assert code == 1
+        assert "no held" in str(refused["error"])
+
+        await lane.truck(kg=34_000)  # 4 t over the note: held for inspection
+        await lane.wait(lambda: lane.lane.core.phase is Phase.HELD)
+        assert lane.relay.barrier.target == "closed"
+        code, answer = await ctl(
+            "override",
+            "release",
+            "--officer",
+            "O-7",
+            "--reason",
+            "load verified by hand",
+            "--socket",
+            str(sock),
+        )
+        assert code == 0, answer
+        await lane.wait(lambda: lane.lane.core.phase is Phase.RELEASED)
+        await lane.wait(lambda: lane.relay.barrier.position == "open")
+
+        led = lane.ledger()
+        audit = led.conn.execute(
+            "SELECT pass_id, action, officer, reason FROM overrides"
+        ).fetchall()
+        assert audit == [(answer["pass_id"], "release", "O-7", "load verified by hand")]
+        (record,) = led.passes()
+        assert record["decision"] == "release"
+        assert {r["code"] for r in record["reasons"]} == {"OVERWEIGHT", "OVERRIDE"}
+        assert led.conn.execute("SELECT status FROM notes").fetchone()[0] == "used"
+        led.close()
+
+
+async def test_relay_outage_releases_nobody_and_the_lane_recovers_by_itself(tmp_path: Path) -> None:
+    async with running_lane(tmp_path) as lane:
+        core = lane.lane.core
+        lane.relay.set_loop("arrival", True)
+        await lane.wait(lambda: core.tx is not None)
+        await lane.relay.stop()  # the relay loses power with a truck at the barrier
+        await lane.wait(lambda: "relay" in core.faults)
+        lane.relay.set_loop("arrival", False)
+        await lane.truck()  # its readings all arrive, and they match
+        await lane.wait(lambda: core.phase is Phase.HELD)
+        assert core.tx is not None
+        assert core.tx.record is not None
+        assert "DEVICE_FAULT(relay)" in [str(r) for r in core.tx.record.reasons]
+        assert lane.relay.barrier.target == "closed"
+        await lane.relay.start()  # power back: the lane sees the truck has gone, and recovers
+        await lane.wait(lambda: "relay" not in core.faults)
+        lane.relay.set_loop("arrival", False)
+        await lane.wait(lambda: core.phase is Phase.IDLE)
