@@ -165,6 +165,11 @@ class NmeaFramer:
         self._in_frame = False
         self._overflow = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an unfinished sentence (never more than ``max_line``)."""
+        return len(self._buf)
+
     def feed(self, chunk: bytes) -> list[bytes | Rejected]:
         """Frames completed by ``chunk`` (candidate sentences as bytes, or rejects)."""
         out: list[bytes | Rejected] = []
@@ -216,7 +221,10 @@ class NmeaFramer:
 # Sentences
 
 _PRINTABLE = re.compile(rb"^[\x20-\x7e]+$")
-_CHECKSUM_TAIL = re.compile(rb"^\$[^*]*\*[0-9A-Fa-f]{2}\s*$")
+_CHECKSUM_TAIL = re.compile(rb"^\$[^*]*\*[0-9A-Fa-f]{2}$")
+# talker + sentence (GPRMC), or P + maker + type (PSRFEPE): upper case, as NMEA writes them;
+# pynmea2 would also take "GpRmC"
+_ADDRESS = re.compile(rb"^\$[A-Z0-9]{3,10},")
 _TIME = re.compile(r"^([01]\d|2[0-3])([0-5]\d)([0-5]\d)(\.\d{1,6})?$")
 _LAT = re.compile(r"^(\d{2})([0-5]\d(?:\.\d{1,10})?)$")
 _LON = re.compile(r"^(\d{3})([0-5]\d(?:\.\d{1,10})?)$")
@@ -380,6 +388,11 @@ class GpsDecoder:
         self.sentences = 0  # checksum-valid sentences seen
         self.ignored = 0  # of those, ones we have no use for (GSV, VTG, proprietary, ...)
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an unfinished sentence (never more than ``max_line``)."""
+        return self._framer.buffered
+
     def feed(self, chunk: bytes, now: float) -> list[GpsReading | Rejected]:
         """Decode ``chunk``; judge freshness against ``now`` (seconds since the epoch, UTC)."""
         return self._feed(chunk, now)
@@ -413,6 +426,9 @@ class GpsDecoder:
             return
         if _CHECKSUM_TAIL.match(frame) is None:
             out.append(Rejected("truncated or no checksum", raw))
+            return
+        if _ADDRESS.match(frame) is None:
+            out.append(Rejected("malformed sentence", raw))
             return
         try:
             msg = pynmea2.parse(frame.decode("ascii"), check=True)
@@ -493,8 +509,8 @@ class GpsDecoder:
         else:
             if gga.quality not in _MEASURED_QUALITIES:
                 reasons.append(f"GGA quality {gga.quality}")
-            if gga.hdop is None:
-                reasons.append("no HDOP")
+            if gga.hdop is None or gga.hdop <= 0:
+                reasons.append("no HDOP")  # receivers send 0.0 when they have none
             elif not gga.hdop < self.limits.max_hdop:
                 reasons.append(f"HDOP {gga.hdop:g} not under {self.limits.max_hdop:g}")
             if gga.lat is None or gga.lon is None:

@@ -127,6 +127,11 @@ class ScannerLineDecoder:
         self._buf = bytearray()
         self._overflow = False
 
+    @property
+    def buffered(self) -> int:
+        """Bytes held for an unfinished line (never more than ``max_line``)."""
+        return len(self._buf)
+
     def feed(self, chunk: bytes) -> list[QrScan | Rejected]:
         """Scans completed by ``chunk``."""
         out: list[QrScan | Rejected] = []
