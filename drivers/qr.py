@@ -45,6 +45,7 @@ Source = Literal["scanner", "camera"]
 MAX_TEXT = 4096  # longest payload passed on from either path; a release note is <= 1,024
 RECONNECT_MAX_S = 4.0  # cap on the reopen backoff: a port that comes back is used within ~4 s
 _RAW_KEEP = 96
+_LAYOUT = str.maketrans("", "", "\t\r\n")
 _QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 # ---------------------------------------------------------------------------------------------
@@ -110,16 +111,15 @@ class QrScan:
 # Scanner line codec
 
 _TERMINATORS = re.compile(rb"[\r\n]")
-# C0 controls other than TAB, DEL and C1 controls: never part of a code a scanner reads as text
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 
 
 class ScannerLineDecoder:
     """Serial scanner in line mode: a payload ends at CR, LF or CRLF; bounded, no I/O.
 
-    Empty lines (the LF of a CRLF, a scanner's keep-alive) are skipped. A line longer than
+    Blank lines (the LF of a CRLF, a scanner's keep-alive) are skipped. A line longer than
     ``max_line`` is rejected whole, up to its terminator. A line that is not UTF-8 text, or that
-    carries control bytes (line noise, a baud-rate mismatch), is rejected, never passed on.
+    carries control or other unprintable characters (line noise, a baud-rate mismatch), is
+    rejected, never passed on.
     """
 
     def __init__(self, max_line: int = 2048) -> None:
@@ -166,7 +166,7 @@ class ScannerLineDecoder:
         line, overflow = bytes(self._buf), self._overflow
         self._buf.clear()
         self._overflow = False
-        if overflow or not line:
+        if overflow or not line.strip():
             return
         scan = _scan_from_bytes(line, "scanner")
         out.append(scan if scan is not None else Rejected("not printable text", line[:_RAW_KEEP]))
@@ -181,7 +181,10 @@ def _scan_from_bytes(data: bytes, source: Source) -> QrScan | None:
 
 
 def _scan_from_text(text: str, source: Source) -> QrScan | None:
-    if not text.strip() or len(text) > MAX_TEXT or _CONTROL.search(text):
+    # isprintable() refuses control, format (bidi overrides), private-use and unassigned
+    # characters: none belongs in a code a person or the lane reads as text. Tabs and line
+    # breaks are kept: a contact card read by the camera has them (a scanner line cannot).
+    if not text.strip() or len(text) > MAX_TEXT or not text.translate(_LAYOUT).isprintable():
         return None
     return QrScan(text, source)
 
@@ -194,8 +197,8 @@ def decode_frame(frame: object) -> list[QrScan]:
     """QR codes in one camera frame (numpy grey or BGR array, or a PIL image).
 
     Blocking (a few ms per frame): run it in an executor, see ``decode_frame_async``. Only codes
-    zxing-cpp read with a valid error correction are returned; texts with control characters
-    (binary payloads) are dropped, as on the scanner path. Each distinct payload once.
+    zxing-cpp read with a valid error correction are returned; texts with unprintable
+    characters (binary payloads) are dropped, as on the scanner path. Each distinct payload once.
     """
     results = zxingcpp.read_barcodes(frame, formats=_QR_ONLY)
     scans: list[QrScan] = []
