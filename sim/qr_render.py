@@ -101,12 +101,14 @@ def photograph(phone: Image, shot: Shot, *, rng: random.Random | None = None) ->
     if shot.blur_sigma > 0:
         frame = cv2.GaussianBlur(frame, (0, 0), shot.blur_sigma)
     if shot.noise_sigma > 0:
-        noise = np.random.default_rng(rng.getrandbits(32)).normal(0, shot.noise_sigma, frame.shape)
-        frame += noise.astype(np.float32)
+        noise_rng = np.random.default_rng(rng.getrandbits(32))
+        frame += np.asarray(noise_rng.normal(0, shot.noise_sigma, frame.shape), np.float32)
     out = np.clip(frame, 0, 255).astype(np.uint8)
     ok, jpeg = cv2.imencode(".jpg", out, [cv2.IMWRITE_JPEG_QUALITY, shot.jpeg_quality])
+    decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
     assert ok
-    return cv2.imdecode(jpeg, cv2.IMREAD_COLOR)
+    assert decoded is not None
+    return np.asarray(decoded, np.uint8)
 
 
 def random_shot(rng: random.Random, *, max_angle_deg: float = 40.0) -> Shot:
@@ -156,7 +158,7 @@ def _project(
     cam = pts @ rotation.T + np.array([0, 0, distance])
     centre = np.array([width / 2 + rng.uniform(-0.1, 0.1) * width, height / 2])
     projected = focal * cam[:, :2] / cam[:, 2:3] + centre
-    return projected.astype(np.float32)
+    return np.asarray(projected, np.float32)
 
 
 def _background(width: int, height: int, rng: random.Random) -> np.ndarray:
