@@ -567,10 +567,12 @@ class GpsDevice:
         reader: AsyncReader,
         settings: GpsSettings,
         clock: Callable[[], float],
+        on_raw: Callable[[bytes], None] | None = None,
     ) -> None:
         self._reader = reader
         self._decoder = GpsDecoder(settings.limits, max_line=settings.max_line)
         self._clock = clock
+        self._on_raw = on_raw
 
     async def readings(self) -> AsyncIterator[GpsReading | Rejected]:
         """Decoded readings until the line fails (raises) or closes (returns)."""
@@ -578,18 +580,24 @@ class GpsDevice:
             chunk = await self._reader.read(1024)
             if not chunk:
                 return
+            if self._on_raw is not None:
+                self._on_raw(chunk)
             for item in self._decoder.feed(chunk, self._clock()):
                 yield item
 
 
 @contextlib.asynccontextmanager
 async def open_gps(
-    settings: GpsSettings, *, clock: Callable[[], float] = time.time
+    settings: GpsSettings,
+    *,
+    clock: Callable[[], float] = time.time,
+    on_raw: Callable[[bytes], None] | None = None,
 ) -> AsyncIterator[GpsDevice]:
     """Open the receiver's port; a new decoder each time, so nothing from before a gap
-    survives it. ``clock`` gives the lane's UTC time (seconds) for the freshness check."""
+    survives it. ``clock`` gives the lane's UTC time (seconds) for the freshness check;
+    ``on_raw`` sees every chunk of bytes as read (a technician's ``--raw``)."""
     async with open_stream(settings.port, settings.baudrate) as reader:
-        yield GpsDevice(reader, settings, clock)
+        yield GpsDevice(reader, settings, clock, on_raw)
 
 
 def gps_supervisor(
@@ -620,7 +628,7 @@ def decode_capture(
     data: bytes, limits: GpsLimits | None = None, *, now: float | None = None
 ) -> list[GpsReading | Rejected]:
     """Decode a whole capture; ``now`` None judges each fix as of its own time."""
-    decoder = GpsDecoder(limits, max_line=4096)
+    decoder = GpsDecoder(limits)
     out = decoder.replay(data) if now is None else decoder.feed(data, now)
     out.extend(decoder.flush(now))
     return out

@@ -301,9 +301,15 @@ def describe(payload: str, keys: Mapping[str, Ed25519PublicKey] | None = None) -
 class QrScannerDevice:
     """An opened scanner: ``readings()`` yields scans and rejects."""
 
-    def __init__(self, reader: AsyncReader, settings: QrScannerSettings) -> None:
+    def __init__(
+        self,
+        reader: AsyncReader,
+        settings: QrScannerSettings,
+        on_raw: Callable[[bytes], None] | None = None,
+    ) -> None:
         self._reader = reader
         self._decoder = ScannerLineDecoder(settings.max_line)
+        self._on_raw = on_raw
 
     async def readings(self) -> AsyncIterator[QrScan | Rejected]:
         """Scans until the line fails (raises) or closes (returns)."""
@@ -311,16 +317,20 @@ class QrScannerDevice:
             chunk = await self._reader.read(1024)
             if not chunk:
                 return
+            if self._on_raw is not None:
+                self._on_raw(chunk)
             for item in self._decoder.feed(chunk):
                 yield item
 
 
 @contextlib.asynccontextmanager
-async def open_qr_scanner(settings: QrScannerSettings) -> AsyncIterator[QrScannerDevice]:
+async def open_qr_scanner(
+    settings: QrScannerSettings, *, on_raw: Callable[[bytes], None] | None = None
+) -> AsyncIterator[QrScannerDevice]:
     """Open the scanner's port; a new decoder each time, so a half line from before a gap
-    is never joined to one after it."""
+    is never joined to one after it. ``on_raw`` sees every chunk of bytes as read."""
     async with open_stream(settings.port, settings.baudrate) as reader:
-        yield QrScannerDevice(reader, settings)
+        yield QrScannerDevice(reader, settings, on_raw)
 
 
 def qr_scanner_supervisor(

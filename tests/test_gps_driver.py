@@ -195,3 +195,15 @@ async def test_supervisor_counts_rejected_frames() -> None:
             await rec.next_fix()
             assert sup.health.rejected == 2
             assert sup.health.accepted == 1
+
+
+async def test_raw_bytes_are_shown_as_read() -> None:
+    raw: list[bytes] = []
+    async with (
+        SimGps(rate_hz=None, clock=lambda: T0) as gps,
+        open_gps(GpsSettings(port=gps.port), clock=lambda: T0, on_raw=raw.append) as device,
+    ):
+        gps.set_position(*HERE)
+        await gps.emit()
+        await asyncio.wait_for(anext(device.readings()), 2)
+    assert b"".join(raw).startswith(epoch_sentences(GpsState(*HERE, valid=True), T0)[:140])

@@ -97,3 +97,12 @@ async def test_pulled_cable_is_recovered_and_no_half_line_crosses_the_gap() -> N
             assert scan == QrScan(AFTER, "scanner")  # not the old half line glued to it
             assert rec.scans.empty()
             assert sup.health.accepted == 2
+
+
+async def test_raw_bytes_are_shown_as_read() -> None:
+    raw: list[bytes] = []
+    with SimQrScanner() as scanner:
+        async with open_qr_scanner(QrScannerSettings(port=scanner.port), on_raw=raw.append) as dev:
+            scanner.scan(AFTER)
+            await asyncio.wait_for(anext(dev.readings()), 2)
+    assert b"".join(raw) == AFTER.encode() + b"\r\n"
