@@ -439,7 +439,10 @@ class GpsDecoder:
             self.sentences += 1
             self.ignored += 1  # well formed, just a kind pynmea2 does not know
             return
-        except (pynmea2.ParseError, ValueError):
+        except Exception:
+            # ParseError for a bad shape; pynmea2's proprietary parsers (PUBX, PASH, PTNL, ...)
+            # raise IndexError on a sentence without fields ("$PUBX*1F", stopped above by the
+            # address check). Whatever the parser trips on is a reject, never a crash.
             out.append(Rejected("malformed sentence", raw))
             return
         self.sentences += 1

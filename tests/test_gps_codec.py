@@ -278,6 +278,14 @@ def test_other_sentences_are_checked_and_ignored() -> None:
     assert decoder.ignored == 3
 
 
+@pytest.mark.parametrize("address", ["PUBX", "PASHR", "PTNL", "PSXN", "PVTX"])
+def test_short_proprietary_sentences_do_not_crash_the_parser(address: str) -> None:
+    # pynmea2.parse raises IndexError on "$PUBX*1F" and the like; here they are rejects
+    out = GpsDecoder().feed(nmea(address) + nmea(f"{address},1") + rmc() + gga(), now=T0)
+    assert len(fixes(out)) == 1
+    assert all(r.reason == "malformed sentence" for r in rejects(out))
+
+
 def test_midnight_rollover_takes_the_date_from_each_rmc() -> None:
     stream = (
         rmc("235959.500", date="311224")

@@ -49,12 +49,17 @@ def _corpus() -> list[bytes]:
         b"$GPGLL,4808.9993,N,01135.0798,E,000345.03,A,A*66\r\n",
         b"$GPRMC,,V,,,,,,,,,,N*53\r\n",
         b"$PSRFEPE,074150.799,V,,,,,*23\r\n",
+        b"$PUBX,00,081350.00,4717.113210,N,00833.915187,E,546.589,G3,2.1,2.0,0.007,77.52,"
+        b"0.007,,0.92,1.19,0.77,9,0,0*5F\r\n",
+        b"$PASHR,085335.000,224.19,T,-01.26,+00.83,,0.101,0.113,0.267,1,0*06\r\n",
+        b"$PTNL,GGK,102939.00,051910,5000.97323841,N,00827.62010742,E,5,09,1.9,EHT150.790,M*73\r\n",
         b"$GPZDA,000427.00,22,08,1999,,*67\r\n",
     ]
     return corpus
 
 
 CORPUS = _corpus()
+HEADS = ["GPRMC,", "GNGGA,", "BDRMC,", "GPGGA,", "PUBX,", "PASHR,", "PTNL,", "PGRME,", "PSRF"]
 
 
 def _inputs(rng: random.Random) -> list[bytes]:
@@ -66,7 +71,7 @@ def _inputs(rng: random.Random) -> list[bytes]:
         elif kind < 0.3:
             # random fields behind a correct checksum: only field checks stand in the way
             alphabet = "0123456789.,ANSEWV-GPRMCGA"
-            body = rng.choice(["GPRMC,", "GNGGA,", "BDRMC,", "GPGGA,"]) + "".join(
+            body = rng.choice(HEADS) + "".join(
                 rng.choice(alphabet) for _ in range(rng.randint(0, 90))
             )
             data = b"$%s*%02X\r\n" % (body.encode(), nmea_checksum(body.encode()))
