@@ -228,7 +228,9 @@ class Deduplicator:
 
     Pure: the caller passes the time. Every sighting refreshes the window, so a code held in
     view for a minute is still one scan; ``reset()`` at the start of a pass. Memory is bounded
-    by ``max_entries`` (oldest sighting evicted first).
+    by ``max_entries`` (oldest sighting evicted first). For a release note, key on the note id
+    once decoded rather than the payload text: base64 lets up to 16 texts differ only in the
+    signature's unused last bits and still verify as the same signed note.
 
     >>> d = Deduplicator(window_s=5.0)
     >>> [d.accept("A", t) for t in (0.0, 1.0, 5.5, 11.0)]
