@@ -156,6 +156,28 @@ def decode(payload: str, keys: Mapping[str, Ed25519PublicKey]) -> ReleaseNote:
     return _parse_body(body)
 
 
+def parse_unverified(payload: str) -> ReleaseNote:
+    """Read a payload's fields without checking its signature, for display only.
+
+    A technician's tool may show what a code claims before keys are configured; nothing may be
+    decided on the result (``decode`` is the only way to trust a note). Raises
+    ReleaseNoteError for anything ``decode`` would call malformed.
+    """
+    text = payload.strip()
+    if not text.startswith(PREFIX):
+        raise ReleaseNoteError("not_a_note", "no GRN1 prefix")
+    parts = text.split(".")
+    if len(text) > MAX_PAYLOAD or not text.isascii() or len(parts) != 3:
+        raise ReleaseNoteError("malformed", "expected GRN1.<body>.<signature>")
+    try:
+        body = json.loads(_b64d(parts[1]))
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        raise ReleaseNoteError("malformed", "body is not JSON") from None
+    if not isinstance(body, dict):
+        raise ReleaseNoteError("malformed", "body is not a JSON object")
+    return _parse_body(body)
+
+
 def _parse_body(body: dict[str, object]) -> ReleaseNote:
     if body.get("v") != 1:
         raise ReleaseNoteError("malformed", f"unsupported version {body.get('v')!r}")

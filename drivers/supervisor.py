@@ -107,7 +107,7 @@ class Supervisor(Generic[R]):
     """
 
     health: Health
-    open_device: Callable[[], AbstractAsyncContextManager[Device[R]]]
+    open_device: Callable[[], AbstractAsyncContextManager[Device[R | Rejected]]]
     on_reading: Callable[[R], None]
     on_state: Callable[[Health], None] = lambda health: None
     backoff: Backoff = field(default_factory=Backoff)
@@ -145,7 +145,7 @@ class Supervisor(Generic[R]):
             self.health.reconnects += 1
             await self.sleep(self.backoff.next())
 
-    async def _pump(self, device: Device[R]) -> None:
+    async def _pump(self, device: Device[R | Rejected]) -> None:
         stream = device.readings()
         try:
             while True:

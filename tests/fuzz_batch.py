@@ -1,0 +1,90 @@
+"""Mutation helpers shared by the codec fuzz tests (a helper module, not a test).
+
+Hypothesis draws a seed (and one input of its own) per example; each example then makes a
+batch of inputs from ``random.Random(seed)``, so a run covers 100,000+ inputs in seconds
+(drawing every byte through Hypothesis is ~100 times slower) and a failure is still reported
+with the seed that reproduces it.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import operator
+import os
+import random
+import re
+
+from hypothesis import HealthCheck, settings
+
+# GATEWAYD_FUZZ_SCALE=10 runs ten times the examples (for a long soak, not for CI)
+SCALE = max(1, int(os.environ.get("GATEWAYD_FUZZ_SCALE", "1")))
+BATCH = 100  # inputs made per hypothesis example
+EXAMPLES = 1000 * SCALE  # x BATCH = 100,000 inputs per codec
+MIN_INPUTS = 100_000
+
+FUZZ_SETTINGS = settings(
+    max_examples=EXAMPLES,
+    deadline=None,
+    database=None,
+    print_blob=True,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+
+SPECIAL = [b"$", b"*", b",", b".", b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b"*00", b"A", b"V"]
+SPECIAL += [
+    b"0",
+    b"9",
+    b"-",
+    b"N",
+    b"S",
+    b"E",
+    b"W",
+    b"$GPRMC,",
+    b"$GNGGA,",
+    b"GRN1.",
+    b"\xe6\xb2\xaa",
+]
+_SENTENCE = re.compile(rb"\$([^$*\r\n]*)\*[0-9A-Fa-f]{2}")
+
+
+def nmea_checksum(body: bytes) -> int:
+    """XOR of the bytes between '$' and '*'."""
+    return functools.reduce(operator.xor, body, 0)
+
+
+def refix_checksums(data: bytes) -> bytes:
+    """Give every ``$...*HH`` run its correct checksum, so mutated fields get past it."""
+    return _SENTENCE.sub(lambda m: b"$" + m.group(1) + b"*%02X" % nmea_checksum(m.group(1)), data)
+
+
+def mutate(rng: random.Random, data: bytes, rounds: int) -> bytes:
+    """Apply ``rounds`` random edits: bit flips, special bytes, deletions, insertions,
+    duplicated spans, truncation."""
+    buf = bytearray(data)
+    for _ in range(rounds):
+        op = rng.randrange(7)
+        pos = rng.randrange(len(buf) + 1)
+        if op == 0 and buf:
+            buf[pos % len(buf)] ^= 1 << rng.randrange(8)
+        elif op == 1 and buf:
+            buf[pos % len(buf)] = rng.randrange(256)
+        elif op == 2:
+            del buf[pos : pos + rng.randint(1, 12)]
+        elif op == 3:
+            buf[pos:pos] = rng.choice(SPECIAL)
+        elif op == 4:
+            buf[pos:pos] = rng.randbytes(rng.randint(1, 8))
+        elif op == 5 and buf:
+            start = rng.randrange(len(buf))
+            buf[pos:pos] = buf[start : start + rng.randint(1, 40)]
+        elif op == 6:
+            del buf[pos:]
+    return bytes(buf)
+
+
+def splits(rng: random.Random, data: bytes) -> list[bytes]:
+    """``data`` cut into 1-5 chunks at random places, as reads from a port arrive."""
+    cuts = sorted(rng.randrange(len(data) + 1) for _ in range(rng.randint(0, 4)))
+    edges = [0, *cuts, len(data)]
+    return [data[a:b] for a, b in itertools.pairwise(edges)]

@@ -1,0 +1,108 @@
+"""QR scanner driver against the simulated scanner on a real pty, under the supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from drivers.codec import Rejected
+from drivers.qr import QrScan, QrScannerSettings, open_qr_scanner, qr_scanner_supervisor
+from drivers.release_note import ReleaseNote, encode
+from drivers.supervisor import Health, Supervisor
+from sim.qr_scanner_device import SimQrScanner
+
+CENTRAL = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
+BEFORE = encode(ReleaseNote("RN-A", "沪A12345", (), 1_700_000_000, 1_700_086_400), CENTRAL)
+AFTER = encode(ReleaseNote("RN-B", "沪B54321", (), 1_700_000_000, 1_700_086_400), CENTRAL)
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.scans: asyncio.Queue[QrScan] = asyncio.Queue(maxsize=1000)
+        self.states: list[str] = []
+        self._changed = asyncio.Event()
+
+    def on_reading(self, scan: QrScan) -> None:
+        self.scans.put_nowait(scan)
+
+    def on_state(self, health: Health) -> None:
+        self.states.append(health.state)
+        self._changed.set()
+
+    async def wait_state(self, state: str, limit_s: float = 5.0) -> None:
+        async with asyncio.timeout(limit_s):
+            while not self.states or self.states[-1] != state:
+                self._changed.clear()
+                await self._changed.wait()
+
+
+@contextlib.asynccontextmanager
+async def supervised(sup: Supervisor[QrScan]) -> AsyncIterator[None]:
+    task = asyncio.create_task(sup.run(), name="qr-supervisor")
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_driver_reads_scans_from_the_simulated_scanner() -> None:
+    with SimQrScanner() as scanner:
+        async with open_qr_scanner(QrScannerSettings(port=scanner.port)) as device:
+            readings = device.readings()
+            scanner.scan(BEFORE)
+            assert await asyncio.wait_for(anext(readings), 2) == QrScan(BEFORE, "scanner")
+            scanner.write(b"\x00\x13\xff\r\n")  # noise on the line
+            scanner.scan("https://example.com/not-ours")
+            got = [await asyncio.wait_for(anext(readings), 2) for _ in range(2)]
+            assert isinstance(got[0], Rejected)
+            assert got[1] == QrScan("https://example.com/not-ours", "scanner")
+
+
+async def test_scanner_with_bare_lf_terminators() -> None:
+    with SimQrScanner(terminator=b"\n") as scanner:
+        async with open_qr_scanner(QrScannerSettings(port=scanner.port)) as device:
+            scanner.scan(AFTER)
+            assert await asyncio.wait_for(anext(device.readings()), 2) == QrScan(AFTER, "scanner")
+
+
+async def test_pulled_cable_is_recovered_and_no_half_line_crosses_the_gap() -> None:
+    rec = Recorder()
+    with SimQrScanner() as scanner:
+        sup = qr_scanner_supervisor(
+            QrScannerSettings(port=scanner.port), rec.on_reading, on_state=rec.on_state
+        )
+        async with supervised(sup):
+            await rec.wait_state("up")
+            scanner.scan(BEFORE)
+            assert (await asyncio.wait_for(rec.scans.get(), 2)).payload == BEFORE
+
+            scanner.write(BEFORE[:40].encode())  # a scan cut off by the pulled cable
+            await asyncio.sleep(0.1)
+            scanner.unplug()
+            await rec.wait_state("down")
+            await asyncio.sleep(1.0)
+
+            scanner.plug()
+            plugged_at = time.monotonic()
+            await rec.wait_state("up", limit_s=10)
+            assert time.monotonic() - plugged_at < 5.0
+            scanner.scan(AFTER)
+            scan = await asyncio.wait_for(rec.scans.get(), 2)
+            assert scan == QrScan(AFTER, "scanner")  # not the old half line glued to it
+            assert rec.scans.empty()
+            assert sup.health.accepted == 2
+
+
+async def test_raw_bytes_are_shown_as_read() -> None:
+    raw: list[bytes] = []
+    with SimQrScanner() as scanner:
+        async with open_qr_scanner(QrScannerSettings(port=scanner.port), on_raw=raw.append) as dev:
+            scanner.scan(AFTER)
+            await asyncio.wait_for(anext(dev.readings()), 2)
+    assert b"".join(raw) == AFTER.encode() + b"\r\n"
