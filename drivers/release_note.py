@@ -66,9 +66,14 @@ def _b64d(text: str) -> bytes:
     if not text or any(c not in _B64URL for c in text):
         raise ReleaseNoteError("malformed", "not base64url")
     try:
-        return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise ReleaseNoteError("malformed", f"not base64url: {exc}") from None
+    # base64 ignores the spare low bits of the last character; refusing all but the canonical
+    # text keeps one signed note to exactly one payload
+    if _b64e(data) != text:
+        raise ReleaseNoteError("malformed", "not canonical base64url")
+    return data
 
 
 _B64URL = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")

@@ -13,7 +13,9 @@ from pydantic import Field, field_validator, model_validator
 
 from drivers import release_note
 from drivers.eseal import EsealSettings
+from drivers.gps import GpsSettings
 from drivers.modbus_io import RelaySettings
+from drivers.qr import QrScannerSettings
 from drivers.settings import Section, invalid
 from drivers.weighbridge import WeighbridgeSettings
 from gatewayd.judge import READING_KINDS, ReadingKind
@@ -135,7 +137,23 @@ class EsealDevice(EsealSettings):
     name: str = Field("eseal", description="Device name in alerts and health.")
 
 
+class GpsDevice(GpsSettings):
+    """A GPS receiver (the vehicle terminal's fixes) streaming NMEA 0183."""
+
+    kind: Literal["nmea"] = Field(description="NMEA 0183 over serial or TCP.")
+    name: str = Field("gps", description="Device name in alerts and health.")
+
+
+class QrScannerDevice(QrScannerSettings):
+    """A fixed QR scanner in line mode on a serial port."""
+
+    kind: Literal["qr-scanner"] = Field(description="Serial QR scanner (line mode).")
+    name: str = Field("qr", description="Device name in alerts and health.")
+
+
 SimOnly = Annotated[SimDeviceConfig, Field(discriminator="kind")]
+GpsDeviceConfig = Annotated[SimDeviceConfig | GpsDevice, Field(discriminator="kind")]
+QrDevice = Annotated[SimDeviceConfig | QrScannerDevice, Field(discriminator="kind")]
 WeightDevice = Annotated[SimDeviceConfig | WeighbridgeDevice, Field(discriminator="kind")]
 SealDevice = Annotated[SimDeviceConfig | EsealDevice, Field(discriminator="kind")]
 
@@ -143,10 +161,10 @@ SealDevice = Annotated[SimDeviceConfig | EsealDevice, Field(discriminator="kind"
 class DevicesSection(Section):
     plate: SimOnly | None = Field(None, description="Plate camera(s).")
     containers: SimOnly | None = Field(None, description="Container cameras.")
-    qr: SimOnly | None = Field(None, description="Release-note QR scanner.")
+    qr: QrDevice | None = Field(None, description="Release-note QR scanner.")
     seal: SealDevice | None = Field(None, description="E-seal reader.")
     weight: WeightDevice | None = Field(None, description="Weighbridge indicator.")
-    gps: SimOnly | None = Field(None, description="GPS of the vehicle terminal.")
+    gps: GpsDeviceConfig | None = Field(None, description="GPS of the vehicle terminal.")
 
 
 class ControlSection(Section):

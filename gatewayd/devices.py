@@ -15,9 +15,20 @@ from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from drivers.eseal import EsealReader, NoSeal, SealReading
+from drivers.gps import GpsFix as GpsDriverFix
+from drivers.gps import GpsSettings, gps_supervisor
+from drivers.qr import QrScan, QrScannerSettings, qr_scanner_supervisor
 from drivers.supervisor import Health, Supervisor
 from drivers.weighbridge import ScaleStatus, StableWeight, Weighbridge, WeightReading
-from gatewayd.events import DeviceFault, DeviceRecovered, Event, SealRead, WeightStable
+from gatewayd.events import (
+    DeviceFault,
+    DeviceRecovered,
+    Event,
+    GpsFix,
+    QrScanned,
+    SealRead,
+    WeightStable,
+)
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import Emit
 
@@ -40,6 +51,7 @@ class DriverSource(Generic[R]):
         self._make_supervisor = make_supervisor
         self._emit: Emit | None = None
         self.current: Event | None = None  # the reading that still holds now
+        self.repeats = True  # repeat ``current`` when a pass opens
         self.health: Health | None = None
 
     async def run(self, emit: Emit) -> None:
@@ -56,7 +68,8 @@ class DriverSource(Generic[R]):
     def _on_reading(self, reading: R) -> None:
         event = self.convert(reading)
         if event is not None and self._emit is not None:
-            self.current = event
+            if self.repeats:
+                self.current = event
             self._emit(event)
 
     def _on_state(self, health: Health) -> None:
@@ -124,3 +137,41 @@ class EsealSource(DriverSource[Any]):
     async def arm(self, seal_id: str) -> None:
         """Arm the seal (exit lanes, after a release)."""
         await self.device.arm(seal_id)
+
+
+class GpsSource(DriverSource[Any]):
+    """The vehicle terminal's GPS: each valid fix becomes ``GpsFix``.
+
+    Fixes stream continuously, so none is repeated at arrival (it could be the last truck's).
+    """
+
+    def __init__(self, settings: GpsSettings, *, name: str, clock: Callable[[], float]) -> None:
+        super().__init__(
+            name,
+            "gps",
+            lambda r, s: gps_supervisor(settings, r, on_state=s, clock=clock, name=name),
+        )
+        self.repeats = False
+
+    def convert(self, reading: Any) -> Event | None:
+        if isinstance(reading, GpsDriverFix) and reading.valid:
+            return GpsFix(reading.lat, reading.lon, True, reading.timestamp)
+        return None
+
+
+class QrScannerSource(DriverSource[Any]):
+    """A fixed QR scanner: each code read becomes ``QrScanned`` (the core folds repeats).
+
+    A driver shows the note when the display asks, so no scan is repeated at arrival.
+    """
+
+    def __init__(self, settings: QrScannerSettings, *, name: str) -> None:
+        super().__init__(
+            name, "qr", lambda r, s: qr_scanner_supervisor(settings, r, on_state=s, name=name)
+        )
+        self.repeats = False
+
+    def convert(self, reading: Any) -> Event | None:
+        if isinstance(reading, QrScan):
+            return QrScanned(reading.payload)
+        return None

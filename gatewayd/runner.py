@@ -6,15 +6,23 @@ import asyncio
 import contextlib
 import logging
 import signal
+import time
 from collections.abc import Mapping
 from typing import cast
 
 from drivers.eseal import EsealReader
 from drivers.modbus_io import RelayIO
 from drivers.weighbridge import Weighbridge
-from gatewayd.config import EsealDevice, LaneConfig, SimDeviceConfig, WeighbridgeDevice
+from gatewayd.config import (
+    EsealDevice,
+    GpsDevice,
+    LaneConfig,
+    QrScannerDevice,
+    SimDeviceConfig,
+    WeighbridgeDevice,
+)
 from gatewayd.daemon import Lane
-from gatewayd.devices import EsealSource, WeighbridgeSource
+from gatewayd.devices import EsealSource, GpsSource, QrScannerSource, WeighbridgeSource
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
 
@@ -52,6 +60,10 @@ def build_sources(
                 )
             case EsealDevice():
                 sources.append(EsealSource(EsealReader(device), name=device.name))
+            case GpsDevice():
+                sources.append(GpsSource(device, name=device.name, clock=time.time))
+            case QrScannerDevice():
+                sources.append(QrScannerSource(device, name=device.name))
     return sources
 
 

@@ -9,10 +9,12 @@ from __future__ import annotations
 import secrets
 from typing import Any
 
-from gatewayd.events import Event, SealRead, WeightStable
+from gatewayd.events import Event, GpsFix, QrScanned, SealRead, WeightStable
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
 from sim.eseal_device import EsealReaderSim
+from sim.gps_device import SimGps
+from sim.qr_scanner_device import SimQrScanner
 from sim.sources import SimSeal, SimSource
 from sim.weighbridge_device import WeighbridgeSim
 
@@ -50,11 +52,11 @@ class Feeder:
     def clear(self) -> None:
         """The truck left: the device reads nothing."""
 
-    def fail(self) -> None:
+    async def fail(self) -> None:
         """The device goes down (a pulled cable)."""
         self.sim_source.fail("simulated outage")
 
-    def recover(self) -> None:
+    async def recover(self) -> None:
         """The device comes back."""
         self.sim_source.recover()
 
@@ -101,10 +103,10 @@ class WeighbridgeFeeder(Feeder):
     def clear(self) -> None:
         self.device.set_load(0.0)
 
-    def fail(self) -> None:
+    async def fail(self) -> None:
         self.device.unplug()
 
-    def recover(self) -> None:
+    async def recover(self) -> None:
         self.device.replug()
 
 
@@ -147,16 +149,90 @@ class EsealFeeder(Feeder):
     def clear(self) -> None:
         self.device.remove_seal()
 
-    def fail(self) -> None:
+    async def fail(self) -> None:
         self.device.unplug()
 
-    def recover(self) -> None:
+    async def recover(self) -> None:
         self.device.replug()
 
     @property
     def unlocked(self) -> list[str]:
         """Seals the reader unlocked on the lane's command."""
         return [seal for command, seal, status in self.device.executed if status == "ok"]
+
+
+class GpsFeeder(Feeder):
+    """A GPS receiver streaming NMEA on a pty: it reports the truck's terminal position while
+    the truck is at the lane, and no fix otherwise."""
+
+    def __init__(self, scale: float) -> None:
+        super().__init__("gps")
+        self.fast = scale < 1
+        self.device = SimGps(transport="pty", rate_hz=1.0, speedup=50.0 if self.fast else 1.0)
+
+    @property
+    def device_name(self) -> str:
+        return "gps"
+
+    def device_config(self) -> dict[str, Any]:
+        return {"kind": "nmea", "port": self.device.port, "silence_s": 1.0 if self.fast else 5.0}
+
+    def source(self) -> ReadingSource | None:
+        return None
+
+    async def start(self) -> None:
+        self.device.set_position(0.0, 0.0, valid=False)
+        await self.device.start()
+
+    async def stop(self) -> None:
+        await self.device.stop()
+
+    def present(self, event: Event) -> None:
+        if isinstance(event, GpsFix):
+            self.device.set_position(event.lat, event.lon, valid=event.valid)
+
+    def clear(self) -> None:
+        self.device.set_position(0.0, 0.0, valid=False)
+
+    async def fail(self) -> None:
+        await self.device.unplug()
+
+    async def recover(self) -> None:
+        await self.device.plug()
+
+
+class QrScannerFeeder(Feeder):
+    """A fixed scanner in line mode on a pty: the driver holds the note to it."""
+
+    def __init__(self) -> None:
+        super().__init__("qr")
+        self.device = SimQrScanner()
+
+    @property
+    def device_name(self) -> str:
+        return "qr"
+
+    def device_config(self) -> dict[str, Any]:
+        return {"kind": "qr-scanner", "port": self.device.port}
+
+    def source(self) -> ReadingSource | None:
+        return None
+
+    async def start(self) -> None:
+        self.device.plug()
+
+    async def stop(self) -> None:
+        self.device.close()
+
+    def present(self, event: Event) -> None:
+        if isinstance(event, QrScanned):
+            self.device.scan(event.payload)
+
+    async def fail(self) -> None:
+        self.device.unplug()
+
+    async def recover(self) -> None:
+        self.device.plug()
 
 
 def make_feeders(*, direct: bool, scale: float, seed: int) -> dict[ReadingKind, Feeder]:
@@ -167,4 +243,6 @@ def make_feeders(*, direct: bool, scale: float, seed: int) -> dict[ReadingKind, 
     if not direct:
         feeders["weight"] = WeighbridgeFeeder(scale, seed)
         feeders["seal"] = EsealFeeder(scale, seed)
+        feeders["gps"] = GpsFeeder(scale)
+        feeders["qr"] = QrScannerFeeder()
     return feeders

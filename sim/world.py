@@ -145,7 +145,7 @@ class Traffic:
         """One truck: arrive, present readings, then pass or turn away."""
         result = VehicleResult(index, vehicle, arrived_at=time.time())
         for kind in vehicle.faults:
-            self.feeders[kind].fail()
+            await self.feeders[kind].fail()
         self.relay.set_loop("arrival", True)
         try:  # the driver waits for the display's greeting before showing anything
             await asyncio.wait_for(self._opened.get(), self.decision_timeout_s)
@@ -185,7 +185,7 @@ class Traffic:
         for feeder in self.feeders.values():
             feeder.clear()
         for kind in vehicle.faults:
-            self.feeders[kind].recover()
+            await self.feeders[kind].recover()
         await self._devices_back(result, [self.feeders[k].device_name for k in vehicle.faults])
         return result
 
