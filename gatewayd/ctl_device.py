@@ -31,18 +31,23 @@ class DeviceKind(StrEnum):
 
     weighbridge = "weighbridge"
     eseal = "eseal"
+    gps = "gps"
+    qr = "qr"
 
 
-def _config_device(config: Path, key: str, wanted: type) -> Any:
+def _load(config: Path) -> Any:
     from gatewayd.config import load_config
 
     try:
-        cfg = load_config(config)
+        return load_config(config)
     except FileError as exc:
         for problem in exc.problems:
             typer.echo(f"{exc.path}: {problem}", err=True)
         raise typer.Exit(1) from None
-    device = getattr(cfg.devices, key)
+
+
+def _config_device(config: Path, key: str, wanted: type) -> Any:
+    device = getattr(_load(config).devices, key)
     if not isinstance(device, wanted):
         kind = getattr(device, "kind", "none")
         typer.echo(f"{config}: devices.{key} is of kind {kind!r}: no device to talk to", err=True)
@@ -102,6 +107,9 @@ def read(
     from drivers.eseal import EsealReader
     from drivers.weighbridge import StableWeight, Weighbridge
 
+    def raw_chunk(data: bytes) -> None:
+        typer.echo(json.dumps({"type": "raw", "hex": data.hex()}))
+
     if kind is DeviceKind.weighbridge:
         from gatewayd.config import WeighbridgeDevice
 
@@ -113,11 +121,44 @@ def read(
             keep=lambda r: isinstance(r, StableWeight) or type(r).__name__ == "ScaleStatus",
             limit=count,
         )
-    else:
+    elif kind is DeviceKind.eseal:
         from gatewayd.config import EsealDevice
 
         reader = EsealReader(_config_device(config, "seal", EsealDevice))
         coro = _stream(reader.open_device, raw=raw, keep=lambda r: True, limit=count)
+    elif kind is DeviceKind.gps:
+        from drivers.gps import open_gps
+        from gatewayd.config import GpsDevice
+
+        gps = _config_device(config, "gps", GpsDevice)
+        coro = _stream(
+            lambda: open_gps(gps, on_raw=raw_chunk if raw else None),
+            raw=raw,
+            keep=lambda r: True,
+            limit=count,
+        )
+    else:
+        from drivers.qr import describe, open_qr_scanner
+        from drivers.release_note import public_keys
+        from gatewayd.config import QrScannerDevice
+
+        scanner = _config_device(config, "qr", QrScannerDevice)
+        keys = public_keys(_load(config).central.public_keys)
+
+        async def scans() -> None:
+            shown = 0
+            async with open_qr_scanner(scanner, on_raw=raw_chunk if raw else None) as device:
+                async for scan in device.readings():
+                    if isinstance(scan, Rejected):
+                        if raw:
+                            _print(scan)
+                        continue
+                    typer.echo(json.dumps(describe(scan.payload, keys), ensure_ascii=False))
+                    shown += 1
+                    if count is not None and shown >= count:
+                        return
+
+        coro = scans()
     _run(coro, seconds)
 
 

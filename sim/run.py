@@ -27,7 +27,7 @@ from gatewayd.ledger import BookLineIn, Ledger, NoteIn
 from gatewayd.reasons import Outcome
 from gatewayd.runner import build_sources
 from sim.central import SimCentral
-from sim.feeders import make_feeders
+from sim.feeders import EsealFeeder, make_feeders
 from sim.relay import SimRelay
 from sim.scenario import Scenario, resolve_time
 from sim.sources import SimDisplay
@@ -156,6 +156,7 @@ class Report:
     results: list[VehicleResult]
     collisions: int
     elapsed_s: float
+    seals_unlocked: list[str] | None = None  # by the e-seal reader (None: no real reader)
 
     def summary(self) -> dict[str, Any]:
         """The figures `gatewayd sim --json` prints as its last line."""
@@ -289,7 +290,9 @@ async def simulate(
                 lane_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await lane_task
-    return Report(results, relay.collisions, time.monotonic() - started)
+    seal = feeders["seal"]
+    unlocked = seal.unlocked if isinstance(seal, EsealFeeder) else None
+    return Report(results, relay.collisions, time.monotonic() - started, unlocked)
 
 
 def print_report(report: Report, out: TextIO, *, as_json: bool) -> None:

@@ -7,15 +7,39 @@ import json
 import sys
 from pathlib import Path
 
+from drivers.release_note import ReleaseNote
+from sim.central import SimCentral
 from sim.eseal_device import EsealReaderSim
+from sim.gps_device import SimGps
+from sim.qr_scanner_device import SimQrScanner
 from sim.weighbridge_device import WeighbridgeSim
 
 ROOT = Path(__file__).resolve().parents[2]
 KEY = bytes(range(16))
 
 
-def _config(tmp_path: Path, *, weight: str | None = None, seal: str | None = None) -> Path:
+def _config(
+    tmp_path: Path,
+    *,
+    weight: str | None = None,
+    seal: str | None = None,
+    gps: str | None = None,
+    qr: str | None = None,
+    key: str | None = None,
+) -> Path:
     text = (ROOT / "config" / "lane.example.toml").read_text(encoding="utf-8")
+    if gps:
+        text = text.replace(
+            '[devices.gps]\nkind = "sim"', f'[devices.gps]\nkind = "nmea"\nport = "{gps}"'
+        )
+    if qr:
+        text = text.replace(
+            '[devices.qr]\nkind = "sim"', f'[devices.qr]\nkind = "qr-scanner"\nport = "{qr}"'
+        )
+    if key:
+        start = text.index("public_keys = [")
+        end = text.index("]", start)
+        text = text[:start] + f'public_keys = ["{key}"' + text[end:]
     if weight:
         text = text.replace(
             '[devices.weight]\nkind = "sim"',
@@ -32,7 +56,7 @@ def _config(tmp_path: Path, *, weight: str | None = None, seal: str | None = Non
     return path
 
 
-async def _ctl(*args: str) -> tuple[int, list[dict[str, object]], str]:
+async def _ctl(*args: str, meanwhile: object = None) -> tuple[int, list[dict[str, object]], str]:
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -42,6 +66,8 @@ async def _ctl(*args: str) -> tuple[int, list[dict[str, object]], str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+    if meanwhile is not None:
+        await meanwhile  # type: ignore[misc]
     out, err = await asyncio.wait_for(proc.communicate(), 60)
     lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
     assert proc.returncode is not None
@@ -50,8 +76,12 @@ async def _ctl(*args: str) -> tuple[int, list[dict[str, object]], str]:
 
 async def test_read_weighbridge_prints_settled_weights(tmp_path: Path) -> None:
     async with WeighbridgeSim("toledo", time_scale=10, rate_hz=10) as scale:
-        scale.set_load(24_680)
         config = _config(tmp_path, weight=scale.path)
+
+        async def truck_rolls_on() -> None:
+            await asyncio.sleep(3)  # the empty deck first
+            scale.set_load(24_680)
+
         code, lines, err = await _ctl(
             "device",
             "read",
@@ -59,12 +89,18 @@ async def test_read_weighbridge_prints_settled_weights(tmp_path: Path) -> None:
             "--config",
             str(config),
             "--count",
-            "1",
+            "3",
             "--seconds",
             "20",
+            meanwhile=truck_rolls_on(),
         )
     assert code == 0, err
-    assert lines == [{**lines[0], "type": "StableWeight", "kg": 24_680.0, "stable": True}]
+    # without --raw: settled weights and status changes (the deck moving), not every frame
+    assert [(line["type"], line.get("kg", line.get("status"))) for line in lines] == [
+        ("StableWeight", 0.0),
+        ("ScaleStatus", "motion"),
+        ("StableWeight", 24_680.0),
+    ]
 
 
 async def test_read_weighbridge_raw_shows_every_frame_with_its_bytes(tmp_path: Path) -> None:
@@ -115,3 +151,50 @@ async def test_a_simulated_device_in_the_config_has_nothing_to_read(tmp_path: Pa
     code, _, err = await _ctl("device", "read", "weighbridge", "--config", str(_config(tmp_path)))
     assert code == 1
     assert "devices.weight is of kind 'sim'" in err
+
+
+async def test_read_gps_prints_fixes_with_units(tmp_path: Path) -> None:
+    async with SimGps(transport="pty", rate_hz=5.0) as receiver:
+        receiver.set_position(22.4815, 113.9110, valid=True)
+        config = _config(tmp_path, gps=receiver.port)
+        code, lines, err = await _ctl(
+            "device", "read", "gps", "--config", str(config), "--count", "2", "--seconds", "20"
+        )
+    assert code == 0, err
+    fixes = [line for line in lines if line["type"] == "GpsFix"]
+    assert fixes
+    fix = fixes[-1]
+    assert fix["valid"] is True
+    assert abs(float(fix["lat"]) - 22.4815) < 1e-4  # type: ignore[arg-type]
+    assert abs(float(fix["lon"]) - 113.9110) < 1e-4  # type: ignore[arg-type]
+    assert str(fix["time"]).endswith("Z")
+
+
+async def test_read_qr_shows_the_note_and_whether_it_verifies(tmp_path: Path) -> None:
+    central = SimCentral(bytes(range(32)))
+    note = ReleaseNote("RN-7", "沪A12345", ("MSCU1234565",), 0, 2_000_000_000)
+    with SimQrScanner() as scanner:
+        config = _config(tmp_path, qr=scanner.port, key=central.public_key)
+
+        async def scan_later() -> None:
+            await asyncio.sleep(2)
+            scanner.scan("https://example.com/not-a-note")
+            scanner.scan(central.sign(note))
+            scanner.scan(central.forge(note))
+
+        code, lines, err = await _ctl(
+            "device",
+            "read",
+            "qr",
+            "--config",
+            str(config),
+            "--count",
+            "3",
+            "--seconds",
+            "20",
+            meanwhile=scan_later(),
+        )
+    assert code == 0, err
+    assert [line["kind"] for line in lines] == ["foreign", "release_note", "release_note"]
+    assert [line.get("verified") for line in lines[1:]] == [True, False]
+    assert lines[1]["note"] == {**lines[1]["note"], "id": "RN-7", "plate": "沪A12345"}  # type: ignore[dict-item]
