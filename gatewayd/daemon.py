@@ -252,7 +252,13 @@ class Lane:
     async def _dispatch(self) -> None:
         while True:
             event, queued_at = await self.queue.get()
-            await self._handle(event, queued_at)
+            try:
+                await self._handle(event, queued_at)
+            except Exception:  # one bad event must not stop the lane
+                # The core refuses to move the barrier on doubt by construction; an error here
+                # is a bug, logged loudly, and the lane goes on with the next event.
+                log.exception("lane failed handling %s", type(event).__name__)
+                self._alert(Alert("INTERNAL_ERROR", f"failed handling {type(event).__name__}"))
 
     async def _handle(self, event: Event, queued_at: float, cause: float | None = None) -> None:
         # A decision's latency counts from the reading (or ledger answer, or device fault)

@@ -106,7 +106,6 @@ class Transaction:
     readings: Readings = field(default_factory=Readings)
     docs: NoteDocs | None = None
     docs_pending: str | None = None  # note id asked of the ledger, not yet answered
-    last_reading_at: float | None = None
     record: PassRecord | None = None
     committing_since: float | None = None
     vehicles_in: int = 1
@@ -153,9 +152,14 @@ class LaneCore:
                 out = self._on_loop(event, now)
             case BarrierChanged():
                 out = self._on_barrier(event, now)
-            case PlateRead() | ContainersRead() | QrScanned() | SealRead() | WeightStable():
-                out = self._on_reading(event, now)
-            case GpsFix():
+            case (
+                PlateRead()
+                | ContainersRead()
+                | QrScanned()
+                | SealRead()
+                | WeightStable()
+                | GpsFix()
+            ):
                 out = self._on_reading(event, now)
             case Tick():
                 out = self._on_tick(now)
@@ -231,7 +235,8 @@ class LaneCore:
         return out
 
     def _lift(self, now: float) -> list[Command]:
-        assert self.release_for is not None
+        if self.release_for is None:
+            return []
         self.expect = Expectation("open", now + self.settings.barrier_timeout_s)
         return [OpenBarrier(self.release_for), SetLight("green")]
 
@@ -310,7 +315,6 @@ class LaneCore:
                 r.gps = event
             case QrScanned():
                 out += self._on_qr(tx, event.payload)
-        tx.last_reading_at = now
         return out + self._maybe_decide(now)
 
     def _on_qr(self, tx: Transaction, payload: str) -> list[Command]:
