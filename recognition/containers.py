@@ -1,0 +1,869 @@
+"""Reading ISO 6346 container numbers from gate-camera frames.
+
+A gate camera sees a container's doors, roof or side at 1920x1080. The number is painted
+either on one line (``MSKU 386603 6``, owner and serial often far apart, the check digit in
+a box) or in a column, one character under the other, and the detector returns it in
+pieces: owner, serial and check digit apart, a column whole or a character at a time. So a
+frame is read in three steps:
+
+1. *Find and read text* at a coarse scale (the whole frame scaled to 736 pixels), with the
+   detector's thresholds lowered so the small, boxed check digit is not lost.
+2. *Assemble*: pieces that sit where the next part of a number would (right of it on the
+   same line, below it on the next line, below it in a column) are chained, and each chain
+   is parsed against the ISO 6346 layout. A character of the wrong kind for its position
+   is replaced by its usual look-alike (O/0, I/1, B/8, S/5, Z/2, G/6, ...); where several
+   replacements are possible the check digit decides, and only if exactly one of them is
+   valid. A number whose check digit was not read is never verified.
+3. *Look closer* where the coarse pass left a number incomplete (no check digit, serial
+   without owner, a size-type code with no number beside it): that region is detected
+   again at a scale that makes its characters about 36 pixels high, and re-assembled.
+
+All functions here are synchronous and take tens to hundreds of milliseconds: async callers
+run them in an executor.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from itertools import product
+from typing import Literal
+
+import numpy as np
+
+from recognition import iso6346
+from recognition.engine import Image, OcrEngine
+
+__all__ = [
+    "ContainerReader",
+    "ContainerReading",
+    "FusedContainer",
+    "Piece",
+    "assemble",
+    "fuse_containers",
+    "normalise_text",
+    "parse_code",
+    "parse_size_type",
+]
+
+Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
+Orientation = Literal["horizontal", "vertical"]
+
+# Look-alikes a recogniser confuses between letters and digits. A character of the wrong
+# kind for its position is replaced by one of these; nothing else is ever changed.
+_LETTERS_FOR_DIGIT = {
+    "0": "OQD",
+    "1": "I",
+    "2": "Z",
+    "4": "A",
+    "5": "S",
+    "6": "G",
+    "8": "B",
+}
+_DIGITS_FOR_LETTER = {
+    "O": "0",
+    "Q": "0",
+    "D": "0",
+    "I": "1",
+    "L": "1",
+    "Z": "2",
+    "A": "4",
+    "S": "5",
+    "G": "6",
+    "B": "8",
+}
+# More replaced characters than this and the reading is guesswork, not a correction.
+MAX_CORRECTIONS = 2
+
+# a serial number, perhaps with the end of its owner code and a stray character after it
+_SERIALISH = re.compile(r"[A-Z]{0,4}[0-9]{6,7}[^A-Z0-9]?")
+_SIZE_TYPE = re.compile(r"[1-9LMNP][0-9CDEFLMNP][A-Z][0-9]")
+_NOISE = set(" .,:;-_·'\"`/\\|()[]{}<>")
+
+
+def normalise_text(text: str) -> str:
+    """Bring a recognised string to capital letters and digits.
+
+    Full-width and enclosed forms are folded (NFKC: ``Ｘ`` -> ``X``, ``④`` -> ``4``),
+    spaces, punctuation and the strokes of a check-digit box are dropped, and any other
+    character (a CJK misreading of a boxed digit, say) becomes ``?`` so it can never
+    stand for a letter or digit.
+
+    >>> normalise_text('ＴＥＭＵ ５６６０５３ [2]')
+    'TEMU5660532'
+    >>> normalise_text('X1NU157721④'), normalise_text('503702回')
+    ('X1NU1577214', '503702?')
+    """
+    out = []
+    for ch in unicodedata.normalize("NFKC", text).upper():
+        if ch.isspace() or ch in _NOISE:
+            continue
+        out.append(ch if ("A" <= ch <= "Z" or "0" <= ch <= "9") else "?")
+    return "".join(out)
+
+
+@dataclass(frozen=True)
+class ParsedCode:
+    """A string parsed against the ISO 6346 layout."""
+
+    number: str  # 11 characters, or 10 when no check digit was read
+    verified: bool  # the check digit was read and agrees
+    corrections: int  # characters replaced by a look-alike
+    ambiguous: bool  # several replacements satisfied the check digit: none is chosen
+
+
+def _options(ch: str, kind: str) -> str:
+    """The characters ``ch`` may stand for at a position of this kind ('' if none)."""
+    if kind == "L":
+        if "A" <= ch <= "Z":
+            return ch
+        return _LETTERS_FOR_DIGIT.get(ch, "")
+    if kind == "C":
+        if ch in iso6346.CATEGORIES:
+            return ch
+        return "".join(c for c in _LETTERS_FOR_DIGIT.get(ch, "") if c in iso6346.CATEGORIES)
+    if "0" <= ch <= "9":
+        return ch
+    return _DIGITS_FOR_LETTER.get(ch, "")
+
+
+_LAYOUT = "LLLC" + "D" * 7
+
+
+def parse_code(text: str) -> ParsedCode | None:
+    """Parse exactly 10 or 11 normalised characters as a container number.
+
+    Characters of the wrong kind for their position are replaced by their look-alikes;
+    with 11 characters the check digit must agree, and if several replacements agree
+    the reading stays unverified rather than picking one.
+
+    >>> parse_code('X1NU1577214')
+    ParsedCode(number='XINU1577214', verified=True, corrections=1, ambiguous=False)
+    >>> parse_code('BEAU265693')
+    ParsedCode(number='BEAU265693', verified=False, corrections=0, ambiguous=False)
+    >>> parse_code('MSKU3866037').verified
+    False
+    >>> parse_code('MAXGROSS30') is None
+    True
+    """
+    if len(text) not in (10, 11):
+        return None
+    choices = []
+    corrections = 0
+    for ch, kind in zip(text, _LAYOUT, strict=False):
+        opts = _options(ch, kind)
+        if not opts:
+            return None
+        if opts != ch:
+            corrections += 1
+        choices.append(opts)
+    if corrections > MAX_CORRECTIONS:
+        return None
+    first = "".join(c[0] for c in choices)
+    if len(text) == 10:
+        return ParsedCode(first, verified=False, corrections=corrections, ambiguous=False)
+    valid = {"".join(p) for p in product(*choices)}
+    valid = {n for n in valid if iso6346.is_valid(n)}
+    if len(valid) == 1:
+        return ParsedCode(valid.pop(), verified=True, corrections=corrections, ambiguous=False)
+    return ParsedCode(first, verified=False, corrections=corrections, ambiguous=len(valid) > 1)
+
+
+def parse_size_type(text: str) -> str | None:
+    """Parse a normalised string as an ISO 6346 size-type code (``22G1``, ``45R1``, ...).
+
+    >>> parse_size_type('22G1'), parse_size_type('2261'), parse_size_type('L5G1')
+    ('22G1', '22G1', 'L5G1')
+    >>> parse_size_type('2210') is None
+    True
+    """
+    if len(text) != 4:
+        return None
+    # G read as 6 is the one confusion seen in this place; a third digit is no size type
+    fixed = text[:2] + ("G" if text[2] == "6" else text[2]) + text[3]
+    fixed = fixed[:3] + _DIGITS_FOR_LETTER.get(fixed[3], fixed[3])
+    return fixed if _SIZE_TYPE.fullmatch(fixed) else None
+
+
+@dataclass(frozen=True)
+class Piece:
+    """One text box as read: normalised text, recogniser score, box in frame pixels."""
+
+    text: str
+    score: float
+    box: Box
+    alt: str = ""  # a second reading of a lone character, inside the frame around it
+
+    @property
+    def width(self) -> int:
+        return self.box[2] - self.box[0]
+
+    @property
+    def height(self) -> int:
+        return self.box[3] - self.box[1]
+
+    @property
+    def vertical(self) -> bool:
+        """A column of characters, one under the other."""
+        return len(self.text) >= 2 and self.height >= 1.5 * self.width
+
+    @property
+    def single(self) -> bool:
+        return len(self.text) == 1
+
+    @property
+    def size(self) -> float:
+        """Character size across the reading direction (height of a line, width of a
+        column, the larger side of a lone character)."""
+        if self.single:
+            return float(max(self.width, self.height))
+        return float(self.width if self.vertical else self.height)
+
+
+def _overlap(a0: int, a1: int, b0: int, b1: int) -> int:
+    return max(0, min(a1, b1) - max(a0, b0))
+
+
+Link = Literal["line", "wrap", "column"]
+
+
+def _follows(a: Piece, b: Piece) -> Link | None:
+    """How ``b`` continues the text of ``a``: right of it on the same ``line``, at the
+    start of the next line (``wrap``), or below it in the same ``column``; or not at all."""
+    if a is b:
+        return None
+    ratio = b.size / max(a.size, 1.0)
+    if not 0.45 <= ratio <= 2.2:
+        return None
+    s = max(a.size, b.size)
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    if not a.vertical and not b.vertical:
+        if _overlap(ay0, ay1, by0, by1) >= 0.5 * min(a.height, b.height):
+            gap = bx0 - ax1
+            if -0.4 * s <= gap <= 2.6 * s and bx1 > ax1:
+                return "line"
+        # a two-line number continues under the start of its first line
+        if (
+            not a.single
+            and not b.single
+            and -0.6 * s <= by0 - ay1 <= 0.9 * s
+            and abs(bx0 - ax0) <= 1.5 * s
+        ):
+            return "wrap"
+    if (
+        (a.vertical or a.single)
+        and (b.vertical or b.single)
+        and _overlap(ax0, ax1, bx0, bx1) >= 0.4 * min(a.width, b.width)
+        and -0.4 * s <= by0 - ay1 <= 2.6 * s
+        and by1 > ay1
+    ):
+        return "column"
+    return None
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A container number assembled from one chain of pieces."""
+
+    code: ParsedCode
+    pieces: tuple[Piece, ...]
+    score: float  # mean recogniser score of the pieces used
+
+    @property
+    def box(self) -> Box:
+        return _union(p.box for p in self.pieces)
+
+    @property
+    def orientation(self) -> Orientation:
+        if any(p.vertical for p in self.pieces):
+            return "vertical"
+        if len(self.pieces) > 1 and all(p.single for p in self.pieces):
+            return "vertical" if _is_column(self.pieces) else "horizontal"
+        return "horizontal"
+
+    def rank(self) -> tuple[int, int, int, float]:
+        """Higher is better: verified, complete, fewest corrections, best score."""
+        c = self.code
+        return (int(c.verified), len(c.number), -c.corrections, self.score)
+
+
+def _is_column(pieces: Sequence[Piece]) -> bool:
+    xs = [p.box[0] for p in pieces]
+    ys = [p.box[1] for p in pieces]
+    return (max(ys) - min(ys)) > (max(xs) - min(xs))
+
+
+def _union(boxes: Iterable[Box]) -> Box:
+    bs = list(boxes)
+    return (
+        min(b[0] for b in bs),
+        min(b[1] for b in bs),
+        max(b[2] for b in bs),
+        max(b[3] for b in bs),
+    )
+
+
+def _variants(text: str, first: bool, last: bool) -> set[str]:
+    """A piece's text with one stray character dropped where it meets the next piece
+    (a hinge read as ``L`` after ``MSKU``, say). The first piece's start and the last
+    piece's end are free anyway: a code may start or end anywhere inside them."""
+    out = {text}
+    if not last and len(text) > 1:
+        out.add(text[:-1])
+    if not first and len(text) > 1:
+        out |= {t[1:] for t in set(out) if len(t) > 1}
+    return out
+
+
+def _chains(pieces: Sequence[Piece], max_chars: int = 16) -> Iterator[tuple[Piece, ...]]:
+    """Sequences of pieces that read on from one another. A chain keeps one direction
+    (lines or a column) and wraps at most once, right after the owner code."""
+    links: dict[int, list[tuple[Piece, Link]]] = {}
+    for a in pieces:
+        links[id(a)] = [(b, k) for b in pieces if (k := _follows(a, b)) is not None]
+
+    def walk(
+        chain: tuple[Piece, ...], chars: int, kinds: frozenset[Link]
+    ) -> Iterator[tuple[Piece, ...]]:
+        yield chain
+        if chars >= 11:
+            return
+        for b, kind in links[id(chain[-1])]:
+            if b in chain or chars + len(b.text) > max_chars:
+                continue
+            if kind == "wrap" and ("wrap" in kinds or chars > 5):
+                continue
+            if (kind == "column") != ("column" in kinds) and kinds:
+                continue
+            yield from walk((*chain, b), chars + len(b.text), kinds | {kind})
+
+    for p in pieces:
+        if p.text and not _is_size_type_piece(p):
+            yield from walk((p,), len(p.text), frozenset())
+
+
+def _is_size_type_piece(p: Piece) -> bool:
+    # a size-type code has a letter in third place; no part of a number does
+    return len(p.text) == 4 and p.text[2].isalpha() and parse_size_type(p.text) is not None
+
+
+def assemble(pieces: Sequence[Piece]) -> list[Candidate]:
+    """Every container number the pieces can be chained into, best first, one per number.
+
+    >>> pieces = [Piece('HALU', 1.0, (840, 304, 1054, 418)),
+    ...           Piece('2089', 1.0, (845, 395, 1070, 509)),
+    ...           Piece('976', 1.0, (1058, 396, 1282, 528)),
+    ...           Piece('22G1', 1.0, (844, 477, 1003, 567))]
+    >>> [c.code.number for c in assemble(pieces) if c.code.verified]
+    ['HALU2089976']
+    """
+    best: dict[str, Candidate] = {}
+    for chain in _chains(pieces):
+        n = len(chain)
+        texts = [
+            _variants(p.text, first=i == 0, last=i == n - 1) | ({p.alt} if p.alt else set())
+            for i, p in enumerate(chain)
+        ]
+        for combo in product(*texts):
+            if any(not t for t in combo):
+                continue
+            joined = "".join(combo)
+            total = len(joined)
+            score = float(np.mean([p.score for p in chain]))
+            for length in (11, 10):
+                if n == 1:
+                    starts = range(total - length + 1)
+                else:
+                    # the code uses every piece: it starts in the first and ends in the last
+                    head, tail = len(combo[0]), len(combo[-1])
+                    starts = range(max(0, total - tail + 1 - length), min(head, total - length + 1))
+                for start in starts:
+                    code = parse_code(joined[start : start + length])
+                    if code is None:
+                        continue
+                    cand = Candidate(code, chain, score)
+                    key = code.number
+                    if key not in best or cand.rank() > best[key].rank():
+                        best[key] = cand
+    return sorted(best.values(), key=lambda c: c.rank(), reverse=True)
+
+
+def find_size_type(pieces: Sequence[Piece], near: Candidate) -> str | None:
+    """The size-type code painted next to a number (below a line, beside a column)."""
+    used = {id(p) for p in near.pieces}
+    x0, y0, x1, y1 = near.box
+    s = max(p.size for p in near.pieces)
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    found: list[tuple[float, str]] = []
+    others = [p for p in pieces if id(p) not in used]
+    texts: list[tuple[str, Box]] = [(p.text, p.box) for p in others]
+    texts += [
+        (a.text + b.text, _union((a.box, b.box)))
+        for a in others
+        for b in others
+        if len(a.text) + len(b.text) == 4 and _follows(a, b) is not None
+    ]
+    for text, box in texts:
+        st = parse_size_type(text)
+        if st is None:
+            continue
+        bx0, by0, bx1, by1 = box
+        # within a few characters of the number's box
+        dx = max(bx0 - x1, x0 - bx1, 0)
+        dy = max(by0 - y1, y0 - by1, 0)
+        if dx <= 6 * s and dy <= 3 * s:
+            found.append((abs((bx0 + bx1) / 2 - cx) + abs((by0 + by1) / 2 - cy), st))
+    return min(found)[1] if found else None
+
+
+@dataclass(frozen=True)
+class ContainerReading:
+    """One container number read from one frame."""
+
+    number: str  # 11 characters; 10 (owner, category, serial) when no check digit was read
+    verified: bool  # the check digit was read and agrees with the rest
+    confidence: float  # 0..1
+    size_type: str | None  # ISO 6346 size-type code painted beside it, when read
+    box: Box  # where the number is in the frame, pixels
+    orientation: Orientation
+    corrections: int = 0  # characters replaced by a look-alike to fit the layout
+    crop: Image | None = field(default=None, compare=False, repr=False)  # evidence, BGR
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view (without the crop)."""
+        return {
+            "number": self.number,
+            "verified": self.verified,
+            "confidence": round(self.confidence, 3),
+            "size_type": self.size_type,
+            "box": list(self.box),
+        }
+
+
+def _confidence(c: Candidate) -> float:
+    conf = c.score
+    if not c.code.verified:
+        conf *= 0.5
+    conf *= 0.93**c.code.corrections
+    return float(min(1.0, max(0.0, conf)))
+
+
+@dataclass(frozen=True)
+class _Region:
+    """Part of the frame to look at again, closer."""
+
+    box: Box
+    char_size: float  # expected character size there, frame pixels
+
+
+class ContainerReader:
+    """Reads container numbers from frames with one shared OCR engine.
+
+    ``read`` is synchronous and thread-safe (the engine's sessions are); on the 2-core
+    target it takes a few hundred milliseconds per 1920x1080 frame.
+    """
+
+    def __init__(
+        self,
+        engine: OcrEngine,
+        *,
+        coarse_side: int = 736,
+        fine_char_px: tuple[float, float] = (32.0, 96.0),
+        batch: int = 6,
+        max_regions: int = 3,
+    ) -> None:
+        self._engine = engine
+        self._coarse_side = coarse_side
+        self._fine_char_px = fine_char_px
+        self._batch = batch
+        self._max_regions = max_regions
+
+    def read(self, frame: Image) -> list[ContainerReading]:
+        """Every container number visible in one BGR frame, verified ones first."""
+        fh = frame.shape[0]
+        found = self._detect(frame, self._coarse_side)
+        # Larger text first: an ISO 6346 number is painted at least 100 mm high, larger
+        # than the weights and capacities beside it, so it is usually read in the first
+        # batch or two and the small print need never be read at all.
+        found = [d for d in found if _thickness(d) <= 0.25 * fh]
+        found.sort(key=_thickness, reverse=True)
+        pieces: list[Piece] = []
+        pending = list(found)
+        cands: list[Candidate] = []
+        looked: list[Box] = []
+        while True:
+            batch, pending = pending[: self._batch], pending[self._batch :]
+            pieces += self._recognise(frame, batch)
+            cands = assemble(pieces)
+            # a number read without its check digit: look closer where the digit is painted
+            extra = []
+            for c in cands:
+                if len(c.code.number) == 10 and not _inside_any(c.box, looked):
+                    if any(
+                        o.code.verified and (_same_place(c, o) or _same_number(c, o)) for o in cands
+                    ):
+                        continue
+                    looked.append(c.box)
+                    s = max(p.size for p in c.pieces)
+                    extra += self._look_closer(frame, _Region(_after(c.box, c.orientation, s), s))
+            if extra:
+                pieces += extra
+                cands = assemble(pieces)
+            if self._settled(cands, pending):
+                break
+        # the size-type code beside a verified number, if it is still unread
+        for c in cands:
+            if c.code.verified and find_size_type(pieces, c) is None:
+                near = [d for d in pending if _near_number(d[1].box, c)]
+                if near:
+                    pieces += self._recognise(frame, near)
+                    pending = [d for d in pending if d not in near]
+        regions = self._regions(pieces, cands)[: self._max_regions]
+        for region in regions:
+            fine = self._look_closer(frame, region)
+            pieces = [p for p in pieces if not _inside(p.box, region.box)] + fine
+        if regions:
+            cands = assemble(pieces)
+        return self._readings(frame, cands, pieces)
+
+    @staticmethod
+    def _settled(cands: Sequence[Candidate], pending: Sequence[_Found]) -> bool:
+        verified = [c for c in cands if c.code.verified]
+        if not verified or not pending:
+            return not pending
+        # done once what is left is clearly smaller than the numbers read
+        smallest = min(max(p.size for p in c.pieces) for c in verified)
+        return all(_thickness(d) < 0.75 * smallest for d in pending)
+
+    def _detect(
+        self, image: Image, max_side: int, offset: tuple[int, int] = (0, 0), scale: float = 1.0
+    ) -> list[_Found]:
+        dets = self._engine.find_text(
+            image, max_side=max_side, thresh=0.2, box_thresh=0.3, unclip_ratio=1.6
+        )
+        ox, oy = offset
+        out = []
+        for d in dets:
+            x0, y0 = d.box.min(axis=0) / scale
+            x1, y1 = d.box.max(axis=0) / scale
+            box = (int(x0) + ox, int(y0) + oy, int(x1) + ox, int(y1) + oy)
+            crop = OcrEngine.crop_box(image, d.box)
+            out.append((crop, Piece("", d.score, box)))
+        return out
+
+    def _recognise(self, frame: Image, found: Sequence[_Found]) -> list[Piece]:
+        reads = self._engine.read_crops([crop for crop, _ in found])
+        pieces = []
+        framed = []
+        for (crop, shape), (text, score) in zip(found, reads, strict=True):
+            norm = normalise_text(text)
+            if not norm or score < 0.3:
+                continue
+            pieces.append(Piece(norm, score, shape.box))
+            h, w = crop.shape[:2]
+            if len(norm) == 1 and 0.6 <= w / max(h, 1) <= 1.6:
+                # a check digit is painted in a box whose strokes the recogniser may
+                # take for part of it: read the inside of the box as well
+                my, mx = int(0.16 * h), int(0.16 * w)
+                framed.append(
+                    (len(pieces) - 1, np.ascontiguousarray(crop[my : h - my, mx : w - mx]))
+                )
+        if framed:
+            inner = self._engine.read_crops([c for _, c in framed])
+            for (i, _), (text, score) in zip(framed, inner, strict=True):
+                norm = normalise_text(text)
+                if len(norm) == 1 and norm != pieces[i].text and score >= 0.3:
+                    p = pieces[i]
+                    pieces[i] = Piece(p.text, p.score, p.box, alt=norm)
+        return pieces
+
+    def _look_closer(self, frame: Image, region: _Region) -> list[Piece]:
+        fh, fw = frame.shape[:2]
+        x0, y0, x1, y1 = region.box
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        crop = frame[y0:y1, x0:x1]
+        # the detector finds characters of 30 to 100 pixels best, even in a small crop
+        size = max(region.char_size, 1.0)
+        lo, hi = self._fine_char_px
+        scale = lo / size if size < lo else hi / size if size > hi else 1.0
+        if scale != 1.0:
+            import cv2
+
+            crop = np.asarray(
+                cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
+                dtype=np.uint8,
+            )
+        crop = np.ascontiguousarray(crop)
+        found = self._detect(crop, max(crop.shape[:2]), offset=(x0, y0), scale=scale)
+        return self._recognise(crop, found)
+
+    def _regions(self, pieces: Sequence[Piece], cands: Sequence[Candidate]) -> list[_Region]:
+        """Where a number was left incomplete and is worth a closer look: a number read
+        whole whose check digit disagrees, a serial number with no owner code, a size-type
+        code with no number near it."""
+        out: list[_Region] = []
+        covered = [c.box for c in cands if c.code.verified]
+        for c in cands:
+            if c.code.verified or _inside_any(c.box, covered):
+                continue
+            s = max(p.size for p in c.pieces)
+            if len(c.code.number) == 11:
+                out.append(_Region(_grow(c.box, c.orientation, s, margin=True), s))
+            covered.append(c.box)
+        for p in sorted(pieces, key=lambda p: p.size, reverse=True):
+            if _inside_any(p.box, covered):
+                continue
+            orient: Orientation = "vertical" if p.vertical else "horizontal"
+            if _SERIALISH.fullmatch(p.text):
+                out.append(_Region(_grow(p.box, orient, p.size), p.size))
+            elif _is_size_type_piece(p) and not any(_near_number(p.box, c) for c in cands):
+                out.append(_Region(_grow(p.box, orient, p.size, wide=True), p.size))
+            else:
+                continue
+            covered.append(out[-1].box)
+        return out
+
+    def _readings(
+        self, frame: Image, cands: Sequence[Candidate], pool: Sequence[Piece]
+    ) -> list[ContainerReading]:
+        chosen: list[Candidate] = []
+        for c in sorted(cands, key=lambda c: c.rank(), reverse=True):
+            if any(_same_place(c, o) or _same_number(c, o) for o in chosen):
+                continue
+            chosen.append(c)
+        out = []
+        fh, fw = frame.shape[:2]
+        for c in chosen:
+            x0, y0, x1, y1 = c.box
+            m = int(0.5 * max(p.size for p in c.pieces))
+            crop = frame[max(0, y0 - m) : min(fh, y1 + m), max(0, x0 - m) : min(fw, x1 + m)].copy()
+            out.append(
+                ContainerReading(
+                    number=c.code.number,
+                    verified=c.code.verified,
+                    confidence=_confidence(c),
+                    size_type=find_size_type(pool, c),
+                    box=c.box,
+                    orientation=c.orientation,
+                    corrections=c.code.corrections,
+                    crop=crop,
+                )
+            )
+        return out
+
+
+_Found = tuple[Image, Piece]  # a detected, not yet read, box: its crop and its place
+
+
+def _thickness(found: _Found) -> int:
+    """Character size of a box not yet read: the short side of a line or a column."""
+    return min(found[1].width, found[1].height)
+
+
+def _same_number(a: Candidate, b: Candidate) -> bool:
+    return a.code.number[:10] == b.code.number[:10]
+
+
+def _same_place(a: Candidate, b: Candidate) -> bool:
+    ax0, ay0, ax1, ay1 = a.box
+    bx0, by0, bx1, by1 = b.box
+    inter = _overlap(ax0, ax1, bx0, bx1) * _overlap(ay0, ay1, by0, by1)
+    small = min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
+    return small > 0 and inter >= 0.5 * small
+
+
+def _inside(box: Box, region: Box) -> bool:
+    return _inside_any(box, [region])
+
+
+def _inside_any(box: Box, boxes: Sequence[Box]) -> bool:
+    x0, y0, x1, y1 = box
+    area = max(1, (x1 - x0) * (y1 - y0))
+    for b in boxes:
+        inter = _overlap(x0, x1, b[0], b[2]) * _overlap(y0, y1, b[1], b[3])
+        if inter >= 0.6 * area:
+            return True
+    return False
+
+
+def _near_number(box: Box, c: Candidate) -> bool:
+    x0, y0, x1, y1 = c.box
+    s = max(p.size for p in c.pieces)
+    dx = max(box[0] - x1, x0 - box[2], 0)
+    dy = max(box[1] - y1, y0 - box[3], 0)
+    return dx <= 6 * s and dy <= 3 * s
+
+
+def _grow(
+    box: Box, orientation: Orientation, s: float, *, wide: bool = False, margin: bool = False
+) -> Box:
+    """The region around part of a number where the rest of it would be painted.
+
+    ``wide`` is for a size-type code, painted under a line number or beside a column;
+    ``margin`` just pads a whole number."""
+    x0, y0, x1, y1 = box
+    if margin:
+        return (int(x0 - 0.8 * s), int(y0 - 0.8 * s), int(x1 + 0.8 * s), int(y1 + 0.8 * s))
+    if orientation == "vertical":
+        if wide:  # the column may start level with it or well above it
+            return (int(x0 - 4 * s), int(y0 - 14 * s), int(x1 + 4 * s), int(y1 + 10 * s))
+        return (int(x0 - 0.8 * s), int(y0 - 8 * s), int(x1 + 0.8 * s), int(y1 + 2.5 * s))
+    if wide:
+        return (int(x0 - 6 * s), int(y0 - 3 * s), int(x1 + 6 * s), int(y1 + 0.5 * s))
+    return (int(x0 - 6 * s), int(y0 - 1.5 * s), int(x1 + 2.6 * s), int(y1 + 0.5 * s))
+
+
+def _after(box: Box, orientation: Orientation, s: float) -> Box:
+    """Where the check digit of a number ending at ``box`` is painted."""
+    x0, y0, x1, y1 = box
+    if orientation == "vertical":
+        return (int(x0 - 0.6 * s), int(y1 - 0.3 * s), int(x1 + 0.6 * s), int(y1 + 2.2 * s))
+    return (int(x1 - 0.3 * s), int(y0 - 0.4 * s), int(x1 + 2.6 * s), int(y1 + 0.4 * s))
+
+
+@dataclass(frozen=True)
+class FusedContainer:
+    """One container of a truck pass, agreed from the readings of several views."""
+
+    number: str
+    verified: bool  # at least one view read the check digit and it agrees
+    confidence: float  # 0..1
+    size_type: str | None
+    views: int  # readings that support this number
+    needs_review: bool  # too weak or contradicted: hold the truck for a human
+    reasons: tuple[str, ...]  # why it needs review (empty when it does not)
+    alternatives: tuple[str, ...]  # other numbers read at the same place, for the officer
+    evidence: ContainerReading  # the best single reading, with its crop
+
+    def as_dict(self) -> dict[str, object]:
+        """A JSON-ready view (without the crop)."""
+        return {
+            "number": self.number,
+            "verified": self.verified,
+            "confidence": round(self.confidence, 3),
+            "size_type": self.size_type,
+            "views": self.views,
+            "needs_review": self.needs_review,
+            "reasons": list(self.reasons),
+            "alternatives": list(self.alternatives),
+        }
+
+
+def _distance(a: str, b: str) -> int:
+    """Characters that differ between two numbers' first ten characters."""
+    return sum(x != y for x, y in zip(a[:10], b[:10], strict=False)) + abs(
+        len(a[:10]) - len(b[:10])
+    )
+
+
+def fuse_containers(
+    readings: Iterable[ContainerReading],
+    *,
+    min_confidence: float = 0.6,
+    max_containers: int = 2,
+) -> list[FusedContainer]:
+    """Agree one answer per container from the readings of all views of one pass.
+
+    Readings whose numbers differ in at most two of the first ten characters are taken
+    as the same container misread; within such a group the verified number with the
+    most support wins. A container is marked ``needs_review`` when no view verified it,
+    when its support is too weak (``confidence < min_confidence``), or when views verified
+    two different numbers for it. More than ``max_containers`` groups marks the weakest
+    extra ones for review too (a truck carries at most two boxes).
+    """
+    rs = [r for r in readings if len(r.number) >= 10]
+    groups: list[list[ContainerReading]] = []
+    for r in sorted(rs, key=lambda r: (r.verified, r.confidence), reverse=True):
+        for g in groups:
+            if any(_distance(r.number, o.number) <= 2 for o in g):
+                g.append(r)
+                break
+        else:
+            groups.append([r])
+    fused = [_fuse_group(g, min_confidence) for g in groups]
+    fused.sort(key=lambda f: (not f.needs_review, f.confidence, f.views), reverse=True)
+    return [
+        _with_review(f, "more numbers than a truck carries boxes")
+        if i >= max_containers and not f.needs_review
+        else f
+        for i, f in enumerate(fused)
+    ]
+
+
+def _with_review(f: FusedContainer, reason: str) -> FusedContainer:
+    return FusedContainer(
+        number=f.number,
+        verified=f.verified,
+        confidence=f.confidence,
+        size_type=f.size_type,
+        views=f.views,
+        needs_review=True,
+        reasons=(*f.reasons, reason),
+        alternatives=f.alternatives,
+        evidence=f.evidence,
+    )
+
+
+def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> FusedContainer:
+    # support per full number: verified readings vote with their confidence; an
+    # unverified reading supports the verified numbers sharing its first ten characters
+    verified: dict[str, float] = {}
+    for r in group:
+        if r.verified:
+            verified[r.number] = verified.get(r.number, 0.0) + r.confidence
+    for r in group:
+        if not r.verified:
+            for n in verified:
+                if n[:10] == r.number[:10]:
+                    verified[n] += 0.5 * r.confidence
+    reasons: list[str] = []
+    if verified:
+        ranked = sorted(verified.items(), key=lambda kv: kv[1], reverse=True)
+        number, support = ranked[0]
+        rival = ranked[1][1] if len(ranked) > 1 else 0.0
+        alternatives = tuple(n for n, _ in ranked[1:])
+        backing = [r for r in group if r.number[:10] == number[:10]]
+        against = [r for r in group if r.number[:10] != number[:10]]
+        # independent agreeing views make a number likelier; verified rivals make it doubtful
+        conf = 1.0
+        for r in backing:
+            conf *= 1.0 - r.confidence * (0.9 if r.verified else 0.4)
+        conf = 1.0 - conf
+        if rival:
+            conf *= support / (support + rival)
+            reasons.append(f"views disagree: {number} or {', '.join(alternatives)}")
+        elif against:
+            conf *= 1.0 - 0.15 * len(against)
+        is_verified = True
+        views = len(backing)
+    else:
+        best = max(group, key=lambda r: r.confidence)
+        number = best.number
+        alternatives = tuple(sorted({r.number for r in group} - {number}))
+        backing = [r for r in group if r.number[:10] == number[:10]]
+        conf = 0.5 * max(r.confidence for r in backing)
+        is_verified = False
+        views = len(backing)
+        reasons.append("check digit not read in any view")
+    conf = float(min(1.0, max(0.0, conf)))
+    if conf < min_confidence and not reasons:
+        reasons.append(f"confidence {conf:.2f} below {min_confidence:.2f}")
+    size_types = [r.size_type for r in backing if r.size_type]
+    size_type = max(set(size_types), key=size_types.count) if size_types else None
+    evidence = max(backing, key=lambda r: (r.verified and r.number == number, r.confidence))
+    return FusedContainer(
+        number=number,
+        verified=is_verified,
+        confidence=conf,
+        size_type=size_type,
+        views=views,
+        needs_review=bool(reasons),
+        reasons=tuple(reasons),
+        alternatives=alternatives,
+        evidence=evidence,
+    )
