@@ -32,6 +32,10 @@ from recognition.engine import OcrEngine
 
 DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
 
+# Vectors a source calls invalid for a reason that is not ISO 6346's (see the vectors'
+# README): meMuszr/iso6346 rejects mixed case only with its case_sensitive option on.
+SOURCE_QUIRKS = {"NyKu3086856": "invalid at its source only under a case-sensitive option"}
+
 
 @dataclass(frozen=True)
 class Photo:
@@ -171,7 +175,7 @@ def check_vectors(data: Path, bench: ContainerBench) -> None:
         rows = list(csv.DictReader(f))
     bench.vectors = len(rows)
     for row in rows:
-        if row["valid"] == "true":
+        if row["valid"] == "true" or row["number"] in SOURCE_QUIRKS:
             continue
         text = normalise_text(row["number"])
         code = parse_code(text)
@@ -264,7 +268,9 @@ def main() -> None:
         f"held for review, {s['containers_missed_fused']} missed "
         f"({100 * bench.pass_accuracy:.1f} % right)"
     )
-    print(f"latency per 1920x1080 view: median {s['median_ms_1080p']} ms, p95 {s['p95_ms_1080p']} ms")
+    print(
+        f"latency per 1920x1080 view: median {s['median_ms_1080p']} ms, p95 {s['p95_ms_1080p']} ms"
+    )
     print(
         f"invalid numbers reported as verified: {s['invalid_verified_photos']} on "
         f"{len(bench.images)} photos, {s['invalid_vectors_verified']} of the "
@@ -272,6 +278,10 @@ def main() -> None:
     )
     if bench.invalid_verified_photos:
         print("  ", bench.invalid_verified_photos)
+    if bench.invalid_vectors_verified:
+        print("  ", bench.invalid_vectors_verified)
+    for number, why in SOURCE_QUIRKS.items():
+        print(f"  not counted: {number} ({why}; its check digit is right)")
     if bench.invalid_vectors_corrected:
         print(
             f"  invalid vectors a look-alike correction turns into a valid number "

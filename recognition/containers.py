@@ -132,12 +132,13 @@ def _options(ch: str, kind: str) -> str:
 _LAYOUT = "LLLC" + "D" * 7
 
 
-def parse_code(text: str) -> ParsedCode | None:
+def parse_code(text: str, fixed: frozenset[int] = frozenset()) -> ParsedCode | None:
     """Parse exactly 10 or 11 normalised characters as a container number.
 
     Characters of the wrong kind for their position are replaced by their look-alikes;
     with 11 characters the check digit must agree, and if several replacements agree
-    the reading stays unverified rather than picking one.
+    the reading stays unverified rather than picking one. Characters at the positions in
+    ``fixed`` must already be of the right kind.
 
     >>> parse_code('X1NU1577214')
     ParsedCode(number='XINU1577214', verified=True, corrections=1, ambiguous=False)
@@ -152,9 +153,9 @@ def parse_code(text: str) -> ParsedCode | None:
         return None
     choices = []
     corrections = 0
-    for ch, kind in zip(text, _LAYOUT, strict=False):
+    for i, (ch, kind) in enumerate(zip(text, _LAYOUT, strict=False)):
         opts = _options(ch, kind)
-        if not opts:
+        if not opts or (opts != ch and i in fixed):
             return None
         if opts != ch:
             corrections += 1
@@ -372,6 +373,18 @@ def assemble(pieces: Sequence[Piece]) -> list[Candidate]:
                 continue
             joined = "".join(combo)
             total = len(joined)
+            # Where two pieces meet, a character of the wrong kind is more likely a stray
+            # (a hinge, a box stroke) than a misread one: it may be dropped (see
+            # _variants) but not replaced. A lone character is never a stray.
+            edges = set()
+            at = 0
+            for i, t in enumerate(combo):
+                if len(t) > 1:
+                    if i > 0:
+                        edges.add(at)
+                    if i < n - 1:
+                        edges.add(at + len(t) - 1)
+                at += len(t)
             score = float(np.mean([p.score for p in chain]))
             for length in (11, 10):
                 if n == 1:
@@ -381,7 +394,8 @@ def assemble(pieces: Sequence[Piece]) -> list[Candidate]:
                     head, tail = len(combo[0]), len(combo[-1])
                     starts = range(max(0, total - tail + 1 - length), min(head, total - length + 1))
                 for start in starts:
-                    code = parse_code(joined[start : start + length])
+                    fixed = frozenset(e - start for e in edges if start <= e < start + length)
+                    code = parse_code(joined[start : start + length], fixed)
                     if code is None:
                         continue
                     cand = Candidate(code, chain, score)
@@ -492,26 +506,11 @@ class ContainerReader:
         found.sort(key=_thickness, reverse=True)
         pieces: list[Piece] = []
         pending = list(found)
-        cands: list[Candidate] = []
         looked: list[Box] = []
         while True:
             batch, pending = pending[: self._batch], pending[self._batch :]
             pieces += self._recognise(frame, batch)
-            cands = assemble(pieces)
-            # a number read without its check digit: look closer where the digit is painted
-            extra = []
-            for c in cands:
-                if len(c.code.number) == 10 and not _inside_any(c.box, looked):
-                    if any(
-                        o.code.verified and (_same_place(c, o) or _same_number(c, o)) for o in cands
-                    ):
-                        continue
-                    looked.append(c.box)
-                    s = max(p.size for p in c.pieces)
-                    extra += self._look_closer(frame, _Region(_after(c.box, c.orientation, s), s))
-            if extra:
-                pieces += extra
-                cands = assemble(pieces)
+            pieces, cands = self._complete(frame, pieces, looked)
             if self._settled(cands, pending):
                 break
         # the size-type code beside a verified number, if it is still unread
@@ -521,13 +520,44 @@ class ContainerReader:
                 if near:
                     pieces += self._recognise(frame, near)
                     pending = [d for d in pending if d not in near]
-        regions = self._regions(pieces, cands)[: self._max_regions]
-        for region in regions:
+        # parts of numbers with the rest unread: look closer, one region at a time
+        done: list[Box] = []
+        for _ in range(self._max_regions):
+            regions = [r for r in self._regions(pieces, cands) if not _inside_any(r.box, done)]
+            if not regions:
+                break
+            region = regions[0]
+            done.append(region.box)
             fine = self._look_closer(frame, region)
             pieces = [p for p in pieces if not _inside(p.box, region.box)] + fine
-        if regions:
-            cands = assemble(pieces)
+            pieces, cands = self._complete(frame, pieces, looked)
         return self._readings(frame, cands, pieces)
+
+    def _complete(
+        self, frame: Image, pieces: list[Piece], looked: list[Box]
+    ) -> tuple[list[Piece], list[Candidate]]:
+        """Assemble numbers; where one lacks its check digit, read the digit where it
+        is painted (once per place) and assemble again. Unreadable characters inside a
+        long piece are read again one by one first."""
+        for i, p in enumerate(pieces):
+            if len(p.text) >= 6 and "?" in p.text[:-1] and not _inside_any(p.box, looked):
+                looked.append(p.box)
+                pieces[i] = self._reread(frame, p)
+        cands = assemble(pieces)
+        changed = False
+        for c in cands:
+            if len(c.code.number) != 10 or _inside_any(c.box, looked):
+                continue
+            if any(o.code.verified and (_same_place(c, o) or _same_number(c, o)) for o in cands):
+                continue
+            looked.append(c.box)
+            old, new = self._check_digit(frame, c)
+            if new is not None:
+                pieces = [p for p in pieces if p is not old] + [new]
+                changed = True
+        if changed:
+            cands = assemble(pieces)
+        return pieces, cands
 
     @staticmethod
     def _settled(cands: Sequence[Candidate], pending: Sequence[_Found]) -> bool:
@@ -580,15 +610,86 @@ class ContainerReader:
                     pieces[i] = Piece(p.text, p.score, p.box, alt=norm)
         return pieces
 
-    def _look_closer(self, frame: Image, region: _Region) -> list[Piece]:
+    def _check_digit(self, frame: Image, c: Candidate) -> tuple[Piece | None, Piece | None]:
+        """Read the missing check digit of a number: inside its last piece when that
+        ends in an unreadable character (the boxed digit taken for a CJK glyph), else
+        in the box just after it. Returns the piece to replace (or None) and the new one."""
+        last = c.pieces[-1]
+        vertical = c.orientation == "vertical"
+        n = len(last.text)
+        junk = n - len(last.text.rstrip("?"))
+        if junk and n > junk:
+            pitch = (last.height if vertical else last.width) / n
+            x0, y0, x1, y1 = last.box
+            if vertical:
+                cell = (x0, int(y1 - (junk + 0.3) * pitch), x1, int(y1 + 0.3 * pitch))
+            else:
+                cell = (int(x1 - (junk + 0.3) * pitch), y0, int(x1 + 0.3 * pitch), y1)
+            reads, _ = self._read_cell(frame, cell, pitch)
+            if not reads:
+                return None, None
+            base = last.text[: n - junk]
+            alt = base + reads[1][0] if len(reads) > 1 else ""
+            score = min(last.score, reads[0][1])
+            return last, Piece(base + reads[0][0], score, last.box, alt=alt)
+        size = last.size
+        reads, box = self._read_cell(frame, _after(last.box, vertical, size), size)
+        if not reads:
+            return None, None
+        alt = reads[1][0] if len(reads) > 1 else ""
+        return None, Piece(reads[0][0], reads[0][1], box, alt=alt)
+
+    def _reread(self, frame: Image, p: Piece) -> Piece:
+        """The piece with its unreadable characters (not the last) read one at a time,
+        from where they sit along it; the second-best readings become its ``alt``."""
+        n = len(p.text)
+        vertical = p.height > p.width
+        pitch = (p.height if vertical else p.width) / n
+        x0, y0, x1, y1 = p.box
+        best, second = list(p.text), list(p.text)
+        for i, ch in enumerate(p.text[:-1]):
+            if ch != "?":
+                continue
+            if vertical:
+                cell = (x0, int(y0 + (i - 0.3) * pitch), x1, int(y0 + (i + 1.3) * pitch))
+            else:
+                cell = (int(x0 + (i - 0.3) * pitch), y0, int(x0 + (i + 1.3) * pitch), y1)
+            reads, _ = self._read_cell(frame, cell, pitch)
+            if reads:
+                best[i] = reads[0][0]
+                second[i] = reads[-1][0]
+        text, alt = "".join(best), "".join(second)
+        return Piece(text, p.score, p.box, alt=alt if alt != text else p.alt)
+
+    def _read_cell(
+        self, frame: Image, region: Box, char: float
+    ) -> tuple[list[tuple[str, float]], Box]:
+        """Up to two readings of the one character painted in a small region (most
+        confident first), and where it was found."""
         fh, fw = frame.shape[:2]
-        x0, y0, x1, y1 = region.box
+        x0, y0, x1, y1 = region
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
-        if x1 - x0 < 8 or y1 - y0 < 8:
-            return []
-        crop = frame[y0:y1, x0:x1]
-        # the detector finds characters of 30 to 100 pixels best, even in a small crop
-        size = max(region.char_size, 1.0)
+        if x1 - x0 < 6 or y1 - y0 < 6:
+            return [], region
+        crop, scale = self._scaled(frame[y0:y1, x0:x1], char)
+        found = self._detect(crop, max(crop.shape[:2]), offset=(x0, y0), scale=scale)
+        # the character nearest the end of the number, inside its box
+        found.sort(key=lambda d: d[1].box[2] + d[1].box[3], reverse=True)
+        crops = [d[0] for d in found[:2]] or [crop]
+        box = found[0][1].box if found else (x0, y0, x1, y1)
+        crops += [_inner(c) for c in crops]
+        reads = self._engine.read_crops(crops)
+        ranked: dict[str, float] = {}
+        for text, score in reads:
+            norm = normalise_text(text)
+            if len(norm) == 1 and norm != "?" and score >= 0.3:
+                ranked[norm] = max(ranked.get(norm, 0.0), score)
+        best = sorted(ranked.items(), key=lambda kv: kv[1], reverse=True)[:2]
+        return best, box
+
+    def _scaled(self, crop: Image, char: float) -> tuple[Image, float]:
+        """The crop scaled so its characters are a size the detector finds well."""
+        size = max(char, 1.0)
         lo, hi = self._fine_char_px
         scale = lo / size if size < lo else hi / size if size > hi else 1.0
         if scale != 1.0:
@@ -598,7 +699,15 @@ class ContainerReader:
                 cv2.resize(crop, None, fx=scale, fy=scale, interpolation=cv2.INTER_AREA),
                 dtype=np.uint8,
             )
-        crop = np.ascontiguousarray(crop)
+        return np.ascontiguousarray(crop), scale
+
+    def _look_closer(self, frame: Image, region: _Region) -> list[Piece]:
+        fh, fw = frame.shape[:2]
+        x0, y0, x1, y1 = region.box
+        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
+        if x1 - x0 < 8 or y1 - y0 < 8:
+            return []
+        crop, scale = self._scaled(frame[y0:y1, x0:x1], region.char_size)
         found = self._detect(crop, max(crop.shape[:2]), offset=(x0, y0), scale=scale)
         return self._recognise(crop, found)
 
@@ -711,17 +820,24 @@ def _grow(
         return (int(x0 - 0.8 * s), int(y0 - 0.8 * s), int(x1 + 0.8 * s), int(y1 + 0.8 * s))
     if orientation == "vertical":
         if wide:  # the column may start level with it or well above it
-            return (int(x0 - 4 * s), int(y0 - 14 * s), int(x1 + 4 * s), int(y1 + 10 * s))
+            return (int(x0 - 6 * s), int(y0 - 14 * s), int(x1 + 6 * s), int(y1 + 10 * s))
         return (int(x0 - 0.8 * s), int(y0 - 8 * s), int(x1 + 0.8 * s), int(y1 + 2.5 * s))
     if wide:
         return (int(x0 - 6 * s), int(y0 - 3 * s), int(x1 + 6 * s), int(y1 + 0.5 * s))
     return (int(x0 - 6 * s), int(y0 - 1.5 * s), int(x1 + 2.6 * s), int(y1 + 0.5 * s))
 
 
-def _after(box: Box, orientation: Orientation, s: float) -> Box:
+def _inner(crop: Image) -> Image:
+    """The inside of a boxed character, without the box's strokes."""
+    h, w = crop.shape[:2]
+    my, mx = int(0.16 * h), int(0.16 * w)
+    return np.ascontiguousarray(crop[my : h - my, mx : w - mx])
+
+
+def _after(box: Box, vertical: bool, s: float) -> Box:
     """Where the check digit of a number ending at ``box`` is painted."""
     x0, y0, x1, y1 = box
-    if orientation == "vertical":
+    if vertical:
         return (int(x0 - 0.6 * s), int(y1 - 0.3 * s), int(x1 + 0.6 * s), int(y1 + 2.2 * s))
     return (int(x1 - 0.3 * s), int(y0 - 0.4 * s), int(x1 + 2.6 * s), int(y1 + 0.4 * s))
 
