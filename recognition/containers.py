@@ -496,7 +496,14 @@ class ContainerReader:
         self._max_regions = max_regions
 
     def read(self, frame: Image) -> list[ContainerReading]:
-        """Every container number visible in one BGR frame, verified ones first."""
+        """Every container number visible in one BGR frame, verified ones first.
+
+        Grey or BGRA frames are accepted too; a frame too small to hold a readable
+        number gives no readings.
+        """
+        frame = _as_bgr(frame)
+        if frame.shape[0] < 16 or frame.shape[1] < 16:
+            return []
         fh = frame.shape[0]
         found = self._detect(frame, self._coarse_side)
         # Larger text first: an ISO 6346 number is painted at least 100 mm high, larger
@@ -519,7 +526,7 @@ class ContainerReader:
                 near = [d for d in pending if _near_number(d[1].box, c)]
                 if near:
                     pieces += self._recognise(frame, near)
-                    pending = [d for d in pending if d not in near]
+                    pending = [d for d in pending if not any(d is n for n in near)]
         # parts of numbers with the rest unread: look closer, one region at a time
         done: list[Box] = []
         for _ in range(self._max_regions):
@@ -767,6 +774,19 @@ class ContainerReader:
 
 
 _Found = tuple[Image, Piece]  # a detected, not yet read, box: its crop and its place
+
+
+def _as_bgr(frame: Image) -> Image:
+    img = np.asarray(frame)
+    if img.dtype != np.uint8:
+        img = np.clip(img, 0, 255).astype(np.uint8)
+    if img.ndim == 2:
+        img = np.repeat(img[:, :, None], 3, axis=2)
+    elif img.ndim == 3 and img.shape[2] == 4:
+        img = img[:, :, :3]
+    elif img.ndim != 3 or img.shape[2] != 3:
+        raise ValueError(f"expected a BGR, BGRA or grey image, got shape {img.shape}")
+    return np.ascontiguousarray(img)
 
 
 def _thickness(found: _Found) -> int:

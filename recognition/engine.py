@@ -25,6 +25,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+# Narrowest input handed to the recogniser, in multiples of its 48-pixel height.
+MIN_REC_RATIO = 2.0
+
+
 @dataclass(frozen=True)
 class TextBox:
     """One line of text found in an image: its quadrilateral, text and score."""
@@ -147,15 +151,35 @@ class OcrEngine:
             out.append(Detection(quad.astype(np.float32), float(score)))
         return out
 
-    def read_crops(self, crops: list[Image]) -> list[tuple[str, float]]:
-        """Read single-line crops in batches; one (text, score) per crop, in order."""
+    def read_crops(
+        self, crops: list[Image], *, min_ratio: float = MIN_REC_RATIO
+    ) -> list[tuple[str, float]]:
+        """Read single-line crops; one (text, score) per crop, in order.
+
+        Crops are batched by width-to-height ratio and each batch is padded only to its
+        widest member (RapidOCR pads every batch to at least 320x48, so a lone digit
+        cost as much as a line of text), but to no less than ``min_ratio`` heights.
+        """
         if not crops:
             return []
-        from rapidocr.ch_ppocr_rec import TextRecInput
-
         self.warm_up()
-        res = self._ocr.text_rec(TextRecInput(img=list(crops)))
-        return [(str(t), float(s)) for t, s in zip(res.txts, res.scores, strict=True)]
+        rec = self._ocr.text_rec
+        ratios = [max(c.shape[1] / max(c.shape[0], 1), min_ratio) for c in crops]
+        order = sorted(range(len(crops)), key=ratios.__getitem__)
+        out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        i = 0
+        while i < len(order):
+            j = i + 1
+            while j < len(order) and j - i < 6 and ratios[order[j]] <= 1.3 * ratios[order[i]]:
+                j += 1
+            batch = order[i:j]
+            widest = ratios[order[j - 1]]
+            norm = np.stack([rec.resize_norm_img(crops[k], widest) for k in batch])
+            lines, _ = rec.postprocess_op(rec.session(norm.astype(np.float32)))
+            for k, (text, score) in zip(batch, lines, strict=True):
+                out[k] = (str(text), float(score))
+            i = j
+        return out
 
     @staticmethod
     def crop_box(image: Image, box: NDArray[np.float32]) -> Image:

@@ -120,6 +120,37 @@ def test_readings_carry_their_place_size_type_and_evidence(
 
 def test_a_frame_with_no_text_gives_nothing(reader: ContainerReader) -> None:
     assert reader.read(np.full((1080, 1920, 3), 90, dtype=np.uint8)) == []
+    assert reader.read(np.zeros((8, 8, 3), dtype=np.uint8)) == []
+
+
+def test_noise_is_never_read_as_a_verified_number(reader: ContainerReader) -> None:
+    rng = np.random.default_rng(6346)
+    for _ in range(3):
+        noise = rng.integers(0, 256, size=(540, 960, 3), dtype=np.uint8)
+        assert not any(r.verified for r in reader.read(noise))
+
+
+def test_grey_and_bgra_frames_read_like_colour_ones(
+    shared_data: Path, reader: ContainerReader
+) -> None:
+    import cv2
+
+    frame = cv2.imread(str(shared_data / "containers" / "images" / "cont_034.jpg"))
+    grey = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
+    bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)
+    for variant in (grey, bgra):
+        assert "MSKU3866036" in [r.number for r in reader.read(variant) if r.verified]
+
+
+def test_read_crops_answers_in_the_order_asked(shared_data: Path) -> None:
+    # crops of very different widths are batched by width inside; answers keep order
+    import cv2
+
+    engine = OcrEngine()
+    frame = cv2.imread(str(shared_data / "containers" / "images" / "cont_032.jpg"))
+    crops = [frame[574:659, 1255:1427], frame[496:579, 1020:1234], frame[498:587, 1247:1526]]
+    texts = [t for t, _ in engine.read_crops([np.ascontiguousarray(c) for c in crops])]
+    assert texts == ["22G1", "MSKU", "360516"]
 
 
 def test_detect_and_read_after_read_line_still_detects(shared_data: Path) -> None:
