@@ -905,23 +905,41 @@ def fuse_containers(
 ) -> list[FusedContainer]:
     """Agree one answer per container from the readings of all views of one pass.
 
-    Readings whose numbers differ in at most two of the first ten characters are taken
-    as the same container misread; within such a group the verified number with the
-    most support wins. A container is marked ``needs_review`` when no view verified it,
-    when its support is too weak (``confidence < min_confidence``), or when views verified
-    two different numbers for it. More than ``max_containers`` groups marks the weakest
-    extra ones for review too (a truck carries at most two boxes).
+    A number verified in two or more readings is taken as a container of its own, even
+    when it differs little from another (a shipper's boxes often have consecutive
+    serials). Any other reading within two characters of such a number (first ten
+    characters) is taken as a misreading of it, and counts for or against it; readings
+    near no such number are grouped among themselves the same way.
+
+    Confidence grows with agreeing views and shrinks with verified rivals. A container
+    ``needs_review`` (hold the truck for a human) when no view verified its check digit,
+    or its confidence is below ``min_confidence``; beyond ``max_containers`` confident
+    containers the weakest are marked too (a truck carries at most two boxes). Confident
+    containers come first.
     """
     rs = [r for r in readings if len(r.number) >= 10]
-    groups: list[list[ContainerReading]] = []
+    count: dict[str, int] = {}
+    for r in rs:
+        if r.verified:
+            count[r.number] = count.get(r.number, 0) + 1
+    seeds = sorted((n for n, k in count.items() if k >= 2), key=lambda n: -count[n])
+    groups: list[list[ContainerReading]] = [[] for _ in seeds]
+    loose: list[ContainerReading] = []
     for r in sorted(rs, key=lambda r: (r.verified, r.confidence), reverse=True):
-        for g in groups:
+        near = [i for i, n in enumerate(seeds) if _distance(r.number, n) <= 2]
+        exact = [i for i in near if seeds[i][:10] == r.number[:10]]
+        if exact or near:
+            groups[(exact or near)[0]].append(r)
+        else:
+            loose.append(r)
+    for r in loose:
+        for g in groups[len(seeds) :]:
             if any(_distance(r.number, o.number) <= 2 for o in g):
                 g.append(r)
                 break
         else:
             groups.append([r])
-    fused = [_fuse_group(g, min_confidence) for g in groups]
+    fused = [_fuse_group(g, min_confidence) for g in groups if g]
     fused.sort(key=lambda f: (not f.needs_review, f.confidence, f.views), reverse=True)
     return [
         _with_review(f, "more numbers than a truck carries boxes")
@@ -971,8 +989,8 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
             conf *= 1.0 - r.confidence * (0.9 if r.verified else 0.4)
         conf = 1.0 - conf
         if rival:
-            conf *= support / (support + rival)
-            reasons.append(f"views disagree: {number} or {', '.join(alternatives)}")
+            # a verified rival is a misreading or a doubt: only a clear majority holds
+            conf *= max(0.0, support - rival) / support
         elif against:
             conf *= 1.0 - 0.15 * len(against)
         is_verified = True
@@ -988,7 +1006,10 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
         reasons.append("check digit not read in any view")
     conf = float(min(1.0, max(0.0, conf)))
     if conf < min_confidence and not reasons:
-        reasons.append(f"confidence {conf:.2f} below {min_confidence:.2f}")
+        why = f"confidence {conf:.2f} below {min_confidence:.2f}"
+        if alternatives:
+            why += f"; views also read {', '.join(alternatives)}"
+        reasons.append(why)
     size_types = [r.size_type for r in backing if r.size_type]
     size_type = max(set(size_types), key=size_types.count) if size_types else None
     evidence = max(backing, key=lambda r: (r.verified and r.number == number, r.confidence))

@@ -265,3 +265,13 @@ def test_more_boxes_than_a_truck_carries_are_flagged() -> None:
     assert len(fused) == 3
     assert sum(f.needs_review for f in fused) == 1
     assert fused[-1].needs_review
+
+
+def test_two_boxes_with_consecutive_numbers_stay_two() -> None:
+    # the same shipper's boxes: serials one apart, each seen verified in two views
+    a, b = "TEMU5037029", "TEMU5037034"
+    assert iso6346.is_valid(a)
+    assert iso6346.is_valid(b)
+    fused = fuse_containers([reading(a), reading(a), reading(b), reading(b, confidence=0.9)])
+    assert sorted(f.number for f in fused) == [a, b]
+    assert not any(f.needs_review for f in fused)
