@@ -6,17 +6,21 @@ a box) or in a column, one character under the other, and the detector returns i
 pieces: owner, serial and check digit apart, a column whole or a character at a time. So a
 frame is read in three steps:
 
-1. *Find and read text* at a coarse scale (the whole frame scaled to 736 pixels), with the
-   detector's thresholds lowered so the small, boxed check digit is not lost.
+1. *Find text* once, on the whole frame scaled to 736 pixels, with the detector's
+   thresholds lowered so small, boxed check digits are not lost; *read it* largest first,
+   in small batches, and stop once a verified number leaves only smaller print unread
+   (ISO 6346 marks are at least 100 mm high, larger than the weights beside them).
 2. *Assemble*: pieces that sit where the next part of a number would (right of it on the
    same line, below it on the next line, below it in a column) are chained, and each chain
    is parsed against the ISO 6346 layout. A character of the wrong kind for its position
    is replaced by its usual look-alike (O/0, I/1, B/8, S/5, Z/2, G/6, ...); where several
    replacements are possible the check digit decides, and only if exactly one of them is
    valid. A number whose check digit was not read is never verified.
-3. *Look closer* where the coarse pass left a number incomplete (no check digit, serial
-   without owner, a size-type code with no number beside it): that region is detected
-   again at a scale that makes its characters about 36 pixels high, and re-assembled.
+3. *Look closer* where a number is incomplete: the boxed check digit (after the serial,
+   or inside a column that read it as an unknown glyph) and any other unreadable
+   character are read again from their own cell, with and without the box strokes; a
+   serial with no owner code, or a size-type code with no number beside it, has its
+   surroundings detected again at a scale the detector reads best, and re-assembled.
 
 All functions here are synchronous and take tens to hundreds of milliseconds: async callers
 run them in an executor.
@@ -37,11 +41,14 @@ from recognition import iso6346
 from recognition.engine import Image, OcrEngine
 
 __all__ = [
+    "Candidate",
     "ContainerReader",
     "ContainerReading",
     "FusedContainer",
+    "ParsedCode",
     "Piece",
     "assemble",
+    "find_size_type",
     "fuse_containers",
     "normalise_text",
     "parse_code",
@@ -477,7 +484,13 @@ class ContainerReader:
     """Reads container numbers from frames with one shared OCR engine.
 
     ``read`` is synchronous and thread-safe (the engine's sessions are); on the 2-core
-    target it takes a few hundred milliseconds per 1920x1080 frame.
+    target it takes a few hundred milliseconds per 1920x1080 frame, so async callers run
+    it in an executor.
+
+    ``coarse_side``: the longer side the whole frame is scaled to for the first detection.
+    ``fine_char_px``: character heights the detector is given when looking closer.
+    ``batch``: boxes read per step before checking whether a number is complete.
+    ``max_regions``: closer looks per frame, to bound the time a hard frame takes.
     """
 
     def __init__(
