@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -82,6 +83,7 @@ class ContainerBench:
     """All figures of the container benchmark."""
 
     images: list[ImageResult] = field(default_factory=list)
+    load: tuple[float, float] = (0.0, 0.0)  # 1-minute load average before and after
     passes: list[PassResult] = field(default_factory=list)
     invalid_verified_photos: list[tuple[str, str]] = field(default_factory=list)
     vectors: int = 0
@@ -129,6 +131,7 @@ class ContainerBench:
             "pass_accuracy": round(self.pass_accuracy, 4),
             "median_ms_1080p": round(statistics.median(ms), 1) if ms else None,
             "p95_ms_1080p": round(ms[min(len(ms) - 1, int(0.95 * len(ms)))], 1) if ms else None,
+            "load_average": list(self.load),
             "invalid_verified_photos": len(self.invalid_verified_photos),
             "vectors": self.vectors,
             "invalid_vectors_verified": len(self.invalid_vectors_verified),
@@ -201,6 +204,7 @@ def run(
     reader = ContainerReader(engine)
     photos = load_photos(data)
     bench = ContainerBench()
+    load_before = os.getloadavg()[0]
     for photo in photos:
         frame = cv2.imread(str(photo.file))
         if frame is None:
@@ -222,6 +226,7 @@ def run(
     for pass_id, labels in pass_labels(photos).items():
         bench.passes.append(PassResult(pass_id, labels, fuse_containers(by_pass[pass_id])))
     check_vectors(data, bench)
+    bench.load = (load_before, os.getloadavg()[0])
     return bench
 
 

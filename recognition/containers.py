@@ -549,7 +549,9 @@ class ContainerReader:
             region = regions[0]
             done.append(region.box)
             fine = self._look_closer(frame, region)
-            pieces = [p for p in pieces if not _inside(p.box, region.box)] + fine
+            # the closer reading replaces what it found again; the rest stays
+            redone = [f.box for f in fine]
+            pieces = [p for p in pieces if not _overlaps_any(p.box, redone)] + fine
             pieces, cands = self._complete(frame, pieces, looked)
         return self._readings(frame, cands, pieces)
 
@@ -708,10 +710,14 @@ class ContainerReader:
         return best, box
 
     def _scaled(self, crop: Image, char: float) -> tuple[Image, float]:
-        """The crop scaled so its characters are a size the detector finds well."""
+        """The crop scaled so its characters are a size the detector finds well, within
+        a pixel budget (a closer look should not cost more than the first detection)."""
         size = max(char, 1.0)
         lo, hi = self._fine_char_px
         scale = lo / size if size < lo else hi / size if size > hi else 1.0
+        area = crop.shape[0] * crop.shape[1] * scale * scale
+        if area > _LOOK_PIXELS:
+            scale *= (_LOOK_PIXELS / area) ** 0.5
         if scale != 1.0:
             import cv2
 
@@ -737,9 +743,12 @@ class ContainerReader:
         code with no number near it."""
         out: list[_Region] = []
         covered = [c.box for c in cands if c.code.verified]
+        known = [c.code.number for c in cands if c.code.verified]
         for c in cands:
             if c.code.verified or _inside_any(c.box, covered):
                 continue
+            if any(n[:10] == c.code.number[:10] for n in known):
+                continue  # the same number, verified elsewhere in the frame (roof and doors)
             s = max(p.size for p in c.pieces)
             if len(c.code.number) == 11:
                 out.append(_Region(_grow(c.box, c.orientation, s, margin=True), s))
@@ -748,6 +757,9 @@ class ContainerReader:
             if _inside_any(p.box, covered):
                 continue
             orient: Orientation = "vertical" if p.vertical else "horizontal"
+            digits = "".join(ch for ch in p.text if ch.isdigit())
+            if any(digits[:6] in n for n in known):
+                continue
             if _SERIALISH.fullmatch(p.text):
                 out.append(_Region(_grow(p.box, orient, p.size), p.size))
             elif _is_size_type_piece(p) and not any(_near_number(p.box, c) for c in cands):
@@ -788,6 +800,9 @@ class ContainerReader:
 
 _Found = tuple[Image, Piece]  # a detected, not yet read, box: its crop and its place
 
+# Most pixels the detector is given for one closer look (the first pass has 736x416).
+_LOOK_PIXELS = 260_000
+
 
 def _as_bgr(frame: Image) -> Image:
     img = np.asarray(frame)
@@ -819,8 +834,15 @@ def _same_place(a: Candidate, b: Candidate) -> bool:
     return small > 0 and inter >= 0.5 * small
 
 
-def _inside(box: Box, region: Box) -> bool:
-    return _inside_any(box, [region])
+def _overlaps_any(box: Box, boxes: Sequence[Box]) -> bool:
+    """Whether the box shares at least a third of its area, or of another's, with one."""
+    x0, y0, x1, y1 = box
+    area = max(1, (x1 - x0) * (y1 - y0))
+    for b in boxes:
+        inter = _overlap(x0, x1, b[0], b[2]) * _overlap(y0, y1, b[1], b[3])
+        if inter >= 0.34 * min(area, max(1, (b[2] - b[0]) * (b[3] - b[1]))):
+            return True
+    return False
 
 
 def _inside_any(box: Box, boxes: Sequence[Box]) -> bool:
