@@ -86,6 +86,7 @@ MAX_CORRECTIONS = 2
 
 # a serial number, perhaps with the end of its owner code and a stray character after it
 _SERIALISH = re.compile(r"[A-Z]{0,4}[0-9]{6,7}[^A-Z0-9]?")
+_OWNERISH = re.compile(r"[A-Z]{3}[UJZ]")
 _SIZE_TYPE = re.compile(r"[1-9LMNP][0-9CDEFLMNP][A-Z][0-9]")
 _NOISE = set(" .,:;-_·'\"`/\\|()[]{}<>")
 
@@ -128,9 +129,9 @@ def _options(ch: str, kind: str) -> str:
             return ch
         return _LETTERS_FOR_DIGIT.get(ch, "")
     if kind == "C":
-        if ch in iso6346.CATEGORIES:
-            return ch
-        return "".join(c for c in _LETTERS_FOR_DIGIT.get(ch, "") if c in iso6346.CATEGORIES)
+        # never corrected: a digit here is far likelier a window slipped by one place
+        # than a Z (chassis) or J misread, and U is all but universal
+        return ch if ch in iso6346.CATEGORIES else ""
     if "0" <= ch <= "9":
         return ch
     return _DIGITS_FOR_LETTER.get(ch, "")
@@ -250,8 +251,8 @@ def _follows(a: Piece, b: Piece) -> Link | None:
     bx0, by0, bx1, by1 = b.box
     if not a.vertical and not b.vertical:
         if _overlap(ay0, ay1, by0, by1) >= 0.5 * min(a.height, b.height):
-            gap = bx0 - ax1
-            if -0.4 * s <= gap <= 2.6 * s and bx1 > ax1:
+            gap = bx0 - ax1  # boxes overlap a little: the detector pads them
+            if -0.6 * s <= gap <= 2.6 * s and bx1 > ax1:
                 return "line"
         # a two-line number continues under the start of its first line
         if (
@@ -265,7 +266,7 @@ def _follows(a: Piece, b: Piece) -> Link | None:
         (a.vertical or a.single)
         and (b.vertical or b.single)
         and _overlap(ax0, ax1, bx0, bx1) >= 0.4 * min(a.width, b.width)
-        and -0.4 * s <= by0 - ay1 <= 2.6 * s
+        and -0.6 * s <= by0 - ay1 <= 2.6 * s
         and by1 > ay1
     ):
         return "column"
@@ -279,6 +280,7 @@ class Candidate:
     code: ParsedCode
     pieces: tuple[Piece, ...]
     score: float  # mean recogniser score of the pieces used
+    skipped: int = 0  # characters of the first piece left before the number
 
     @property
     def box(self) -> Box:
@@ -295,7 +297,7 @@ class Candidate:
     def rank(self) -> tuple[int, int, int, float]:
         """Higher is better: verified, complete, fewest corrections, best score."""
         c = self.code
-        return (int(c.verified), len(c.number), -c.corrections, self.score)
+        return (int(c.verified), len(c.number), -c.corrections - self.skipped, self.score)
 
 
 def _is_column(pieces: Sequence[Piece]) -> bool:
@@ -353,6 +355,13 @@ def _chains(pieces: Sequence[Piece], max_chars: int = 16) -> Iterator[tuple[Piec
             yield from walk((p,), len(p.text), frozenset())
 
 
+def _fragment(p: Piece) -> bool:
+    """An owner code on its own, or a few characters stacked in a column."""
+    if _OWNERISH.fullmatch(p.text):
+        return True
+    return p.vertical and sum(ch != "?" for ch in p.text) >= 2
+
+
 def _is_size_type_piece(p: Piece) -> bool:
     # a size-type code has a letter in third place; no part of a number does
     return len(p.text) == 4 and p.text[2].isalpha() and parse_size_type(p.text) is not None
@@ -403,9 +412,11 @@ def assemble(pieces: Sequence[Piece]) -> list[Candidate]:
                 for start in starts:
                     fixed = frozenset(e - start for e in edges if start <= e < start + length)
                     code = parse_code(joined[start : start + length], fixed)
-                    if code is None:
+                    # characters left before the owner code are doubtful too: a number
+                    # stands alone, so text before it suggests a window slipped
+                    if code is None or code.corrections + start > MAX_CORRECTIONS:
                         continue
-                    cand = Candidate(code, chain, score)
+                    cand = Candidate(code, chain, score, skipped=start)
                     key = code.number
                     if key not in best or cand.rank() > best[key].rank():
                         best[key] = cand
@@ -468,7 +479,7 @@ def _confidence(c: Candidate) -> float:
     conf = c.score
     if not c.code.verified:
         conf *= 0.5
-    conf *= 0.93**c.code.corrections
+    conf *= 0.93 ** (c.code.corrections + c.skipped)
     return float(min(1.0, max(0.0, conf)))
 
 
@@ -633,33 +644,45 @@ class ContainerReader:
         return pieces
 
     def _check_digit(self, frame: Image, c: Candidate) -> tuple[Piece | None, Piece | None]:
-        """Read the missing check digit of a number: inside its last piece when that
-        ends in an unreadable character (the boxed digit taken for a CJK glyph), else
-        in the box just after it. Returns the piece to replace (or None) and the new one."""
+        """Read the missing check digit of a number where it is painted: in place of the
+        unreadable characters its last piece ends with (a boxed digit taken for a CJK
+        glyph), else just after the text read (the detector's box often holds the boxed
+        digit the recogniser left out). Returns the piece to replace and its replacement
+        with the digit appended, or (None, None)."""
         last = c.pieces[-1]
         vertical = c.orientation == "vertical"
         n = len(last.text)
         junk = n - len(last.text.rstrip("?"))
-        if junk and n > junk:
-            pitch = (last.height if vertical else last.width) / n
-            x0, y0, x1, y1 = last.box
-            if vertical:
-                cell = (x0, int(y1 - (junk + 0.3) * pitch), x1, int(y1 + 0.3 * pitch))
-            else:
-                cell = (int(x1 - (junk + 0.3) * pitch), y0, int(x1 + 0.3 * pitch), y1)
-            reads, _ = self._read_cell(frame, cell, pitch)
-            if not reads:
-                return None, None
-            base = last.text[: n - junk]
-            alt = base + reads[1][0] if len(reads) > 1 else ""
-            score = min(last.score, reads[0][1])
-            return last, Piece(base + reads[0][0], score, last.box, alt=alt)
-        size = last.size
-        reads, box = self._read_cell(frame, _after(last.box, vertical, size), size)
+        x0, y0, x1, y1 = last.box
+        base = last.text[: n - junk]
+        if not base:
+            return None, None
+        if vertical:
+            pitch = last.height / n if n > 1 else float(last.height)
+            back, ahead = (junk + 0.8, 0.6) if junk else (1.6, 2.4)
+            cell = (
+                int(x0 - 0.3 * last.width),
+                int(y1 - back * pitch),
+                int(x1 + 0.3 * last.width),
+                int(y1 + ahead * pitch),
+            )
+        else:
+            # characters and the gaps between groups: about one more pitch than letters
+            pitch = last.width / (n if junk else n + 1)
+            back, ahead = (junk + 0.8, 0.6) if junk else (1.6, 3.0)
+            cell = (
+                int(x1 - back * pitch),
+                int(y0 - 0.25 * last.height),
+                int(x1 + ahead * pitch),
+                int(y1 + 0.25 * last.height),
+            )
+        char = min(pitch, last.size)
+        reads = self._read_cell(frame, cell, char, vertical, band=last.box, before=base[-1])
         if not reads:
             return None, None
-        alt = reads[1][0] if len(reads) > 1 else ""
-        return None, Piece(reads[0][0], reads[0][1], box, alt=alt)
+        alt = base + reads[1][0] if len(reads) > 1 else ""
+        score = min(last.score, reads[0][1])
+        return last, Piece(base + reads[0][0], score, last.box, alt=alt)
 
     def _reread(self, frame: Image, p: Piece) -> Piece:
         """The piece with its unreadable characters (not the last) read one at a time,
@@ -676,7 +699,7 @@ class ContainerReader:
                 cell = (x0, int(y0 + (i - 0.3) * pitch), x1, int(y0 + (i + 1.3) * pitch))
             else:
                 cell = (int(x0 + (i - 0.3) * pitch), y0, int(x0 + (i + 1.3) * pitch), y1)
-            reads, _ = self._read_cell(frame, cell, pitch)
+            reads = self._read_cell(frame, cell, pitch, vertical)
             if reads:
                 best[i] = reads[0][0]
                 second[i] = reads[-1][0]
@@ -684,30 +707,57 @@ class ContainerReader:
         return Piece(text, p.score, p.box, alt=alt if alt != text else p.alt)
 
     def _read_cell(
-        self, frame: Image, region: Box, char: float
-    ) -> tuple[list[tuple[str, float]], Box]:
-        """Up to two readings of the one character painted in a small region (most
-        confident first), and where it was found."""
+        self,
+        frame: Image,
+        region: Box,
+        char: float,
+        vertical: bool,
+        *,
+        band: Box | None = None,
+        before: str = "",
+    ) -> list[tuple[str, float]]:
+        """Up to two readings (most confident first) of the last character painted in a
+        small region, along a line (or down a column) that lies within ``band``; a read
+        of two characters whose first is ``before`` (the one preceding it) counts as the
+        second."""
         fh, fw = frame.shape[:2]
         x0, y0, x1, y1 = region
         x0, y0, x1, y1 = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
         if x1 - x0 < 6 or y1 - y0 < 6:
-            return [], region
+            return []
         crop, scale = self._scaled(frame[y0:y1, x0:x1], char)
         found = self._detect(crop, max(crop.shape[:2]), offset=(x0, y0), scale=scale)
-        # the character nearest the end of the number, inside its box
-        found.sort(key=lambda d: d[1].box[2] + d[1].box[3], reverse=True)
+        if band is not None:
+            bx0, by0, bx1, by1 = band
+
+            def in_band(d: _Found) -> bool:
+                x0, y0, x1, y1 = d[1].box
+                return bx0 <= (x0 + x1) / 2 <= bx1 if vertical else by0 <= (y0 + y1) / 2 <= by1
+
+            found = [d for d in found if in_band(d)]
+        # the character furthest along the reading direction: the check digit
+        found.sort(key=lambda d: d[1].box[3] if vertical else d[1].box[2], reverse=True)
         crops = [d[0] for d in found[:2]] or [crop]
-        box = found[0][1].box if found else (x0, y0, x1, y1)
-        crops += [_inner(c) for c in crops]
-        reads = self._engine.read_crops(crops)
         ranked: dict[str, float] = {}
-        for text, score in reads:
+        reads = self._engine.read_crops(crops + [_inner(c) for c in crops])
+        tails = []
+        for i, (text, score) in enumerate(reads):
+            norm = normalise_text(text)
+            if len(norm) == 2 and before and norm[0] == before:
+                norm = norm[1]
+            if len(norm) == 1 and norm != "?" and score >= 0.3:
+                ranked[norm] = max(ranked.get(norm, 0.0), score)
+            elif len(norm) >= 2 and i < len(crops):
+                # the digit was detected together with what precedes it: read its end alone
+                # (a crop reads left to right, a column's crop having been turned)
+                w = crops[i].shape[1]
+                tail = np.ascontiguousarray(crops[i][:, int(w * (1 - 1.4 / len(norm))) :])
+                tails += [tail, _inner(tail)]
+        for text, score in self._engine.read_crops(tails):
             norm = normalise_text(text)
             if len(norm) == 1 and norm != "?" and score >= 0.3:
                 ranked[norm] = max(ranked.get(norm, 0.0), score)
-        best = sorted(ranked.items(), key=lambda kv: kv[1], reverse=True)[:2]
-        return best, box
+        return sorted(ranked.items(), key=lambda kv: kv[1], reverse=True)[:2]
 
     def _scaled(self, crop: Image, char: float) -> tuple[Image, float]:
         """The crop scaled so its characters are a size the detector finds well, within
@@ -764,6 +814,9 @@ class ContainerReader:
                 out.append(_Region(_grow(p.box, orient, p.size), p.size))
             elif _is_size_type_piece(p) and not any(_near_number(p.box, c) for c in cands):
                 out.append(_Region(_grow(p.box, orient, p.size, wide=True), p.size))
+            elif not known and _fragment(p):
+                # with no number read yet, an owner code alone or a piece of a column
+                out.append(_Region(_grow(p.box, orient, p.size, both=True), p.size))
             else:
                 continue
             covered.append(out[-1].box)
@@ -864,15 +917,26 @@ def _near_number(box: Box, c: Candidate) -> bool:
 
 
 def _grow(
-    box: Box, orientation: Orientation, s: float, *, wide: bool = False, margin: bool = False
+    box: Box,
+    orientation: Orientation,
+    s: float,
+    *,
+    wide: bool = False,
+    margin: bool = False,
+    both: bool = False,
 ) -> Box:
     """The region around part of a number where the rest of it would be painted.
 
     ``wide`` is for a size-type code, painted under a line number or beside a column;
-    ``margin`` just pads a whole number."""
+    ``margin`` just pads a whole number; ``both`` reaches either way along it, for a
+    piece that may be the start, the middle or the end."""
     x0, y0, x1, y1 = box
     if margin:
         return (int(x0 - 0.8 * s), int(y0 - 0.8 * s), int(x1 + 0.8 * s), int(y1 + 0.8 * s))
+    if both:
+        if orientation == "vertical":
+            return (int(x0 - 0.8 * s), int(y0 - 10 * s), int(x1 + 0.8 * s), int(y1 + 10 * s))
+        return (int(x0 - 6 * s), int(y0 - 1.5 * s), int(x1 + 8 * s), int(y1 + 1.8 * s))
     if orientation == "vertical":
         if wide:  # the column may start level with it or well above it
             return (int(x0 - 6 * s), int(y0 - 14 * s), int(x1 + 6 * s), int(y1 + 10 * s))
@@ -887,14 +951,6 @@ def _inner(crop: Image) -> Image:
     h, w = crop.shape[:2]
     my, mx = int(0.16 * h), int(0.16 * w)
     return np.ascontiguousarray(crop[my : h - my, mx : w - mx])
-
-
-def _after(box: Box, vertical: bool, s: float) -> Box:
-    """Where the check digit of a number ending at ``box`` is painted."""
-    x0, y0, x1, y1 = box
-    if vertical:
-        return (int(x0 - 0.6 * s), int(y1 - 0.3 * s), int(x1 + 0.6 * s), int(y1 + 2.2 * s))
-    return (int(x1 - 0.3 * s), int(y0 - 0.4 * s), int(x1 + 2.6 * s), int(y1 + 0.4 * s))
 
 
 @dataclass(frozen=True)
