@@ -726,7 +726,17 @@ class ContainerReader:
         if x1 - x0 < 6 or y1 - y0 < 6:
             return []
         crop, scale = self._scaled(frame[y0:y1, x0:x1], char)
-        found = self._detect(crop, max(crop.shape[:2]), offset=(x0, y0), scale=scale)
+        # the detector misses a character touching the crop's edge: give it a margin
+        pad = max(8, int(0.5 * char * scale))
+        import cv2
+
+        crop = np.asarray(
+            cv2.copyMakeBorder(crop, pad, pad, pad, pad, cv2.BORDER_REPLICATE), dtype=np.uint8
+        )
+        shift = int(pad / scale)
+        found = self._detect(
+            crop, max(crop.shape[:2]), offset=(x0 - shift, y0 - shift), scale=scale
+        )
         if band is not None:
             bx0, by0, bx1, by1 = band
 
