@@ -25,6 +25,10 @@ DEFAULT_PARAMS: dict[str, Any] = {
 }
 
 
+# Narrowest input handed to the recogniser, in multiples of its 48-pixel height.
+MIN_REC_RATIO = 2.0
+
+
 @dataclass(frozen=True)
 class TextBox:
     """One line of text found in an image: its quadrilateral, text and score."""
@@ -32,6 +36,14 @@ class TextBox:
     box: NDArray[np.float32]  # 4 x 2 corner points, clockwise from top-left
     text: str
     score: float
+
+
+@dataclass(frozen=True)
+class Detection:
+    """A text region found by the detector, not yet read."""
+
+    box: NDArray[np.float32]  # 4 x 2 corner points, clockwise from top-left
+    score: float  # mean text probability inside the region
 
 
 class OcrEngine:
@@ -45,19 +57,26 @@ class OcrEngine:
 
         self._ocr: Any = RapidOCR(params={**DEFAULT_PARAMS, **(params or {})})
         self._warm = threading.Event()
+        # RapidOCR.__call__ stores its stage flags on the shared object before running the
+        # stages, so two threads calling it at once could swap each other's flags.
+        self._call_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Run one tiny image through every stage so the first real frame is not slow."""
         if self._warm.is_set():
             return
         blank = np.full((48, 160, 3), 255, dtype=np.uint8)
-        self._ocr(blank)
-        self._ocr(blank, use_det=False, use_cls=False, use_rec=True)
+        with self._call_lock:
+            self._ocr(blank, use_det=True, use_cls=False, use_rec=True)
+            self._ocr(blank, use_det=False, use_cls=False, use_rec=True)
         self._warm.set()
 
     def detect_and_read(self, image: Image) -> list[TextBox]:
         """Find text lines in a whole image and read each one."""
-        out = self._ocr(image, use_cls=False)
+        # RapidOCR keeps the stage flags of the previous call: after warm_up() or
+        # read_line(), a call without use_det=True silently skipped detection.
+        with self._call_lock:
+            out = self._ocr(image, use_det=True, use_cls=False, use_rec=True)
         boxes = getattr(out, "boxes", None)  # an image with no text yields another output type
         if boxes is None or not out.txts:
             return []
@@ -68,7 +87,8 @@ class OcrEngine:
 
     def read_line(self, crop: Image) -> tuple[str, float]:
         """Read one single-line crop (no detection); returns text and score."""
-        out = self._ocr(crop, use_det=False, use_cls=False, use_rec=True)
+        with self._call_lock:
+            out = self._ocr(crop, use_det=False, use_cls=False, use_rec=True)
         if not out.txts:
             return "", 0.0
         return str(out.txts[0]), float(out.scores[0])
@@ -82,3 +102,90 @@ class OcrEngine:
         """
         self.warm_up()
         return self._ocr.text_rec
+
+    # The methods below call RapidOCR's detector and recogniser directly, without its
+    # mutable per-call flags, so readers can choose the detection scale and thresholds per
+    # call and several threads can use them at once.
+
+    def find_text(
+        self,
+        image: Image,
+        *,
+        max_side: int = 736,
+        thresh: float = 0.3,
+        box_thresh: float = 0.5,
+        unclip_ratio: float = 1.6,
+    ) -> list[Detection]:
+        """Find text regions (no reading) with the image scaled so its longer side is
+        at most ``max_side``; boxes come back in the image's own pixel coordinates.
+
+        ``thresh`` binarises the text probability map, ``box_thresh`` is the least mean
+        probability a region needs, ``unclip_ratio`` how far a region is grown around its
+        core (PP-OCR's DB post-processing; lower values find fainter text).
+        """
+        from rapidocr.ch_ppocr_det.utils import DBPostProcess, DetPreProcess
+
+        self.warm_up()
+        det = self._ocr.text_det
+        h, w = image.shape[:2]
+        if h < 8 or w < 8:
+            return []
+        batch = DetPreProcess(max_side, "max", det.mean, det.std)(image)
+        if batch is None:
+            return []
+        probs = det.session(batch)
+        post = DBPostProcess(
+            thresh=thresh,
+            box_thresh=box_thresh,
+            max_candidates=1000,
+            unclip_ratio=unclip_ratio,
+            use_dilation=True,
+            score_mode="fast",
+        )
+        boxes, scores = post(probs, (h, w))
+        out = []
+        for box, score in zip(boxes, scores, strict=True):
+            quad = det.postprocess_op.order_points_clockwise(np.asarray(box, dtype=np.float32))
+            if min(np.ptp(quad[:, 0]), np.ptp(quad[:, 1])) < 4:
+                continue
+            out.append(Detection(quad.astype(np.float32), float(score)))
+        return out
+
+    def read_crops(
+        self, crops: list[Image], *, min_ratio: float = MIN_REC_RATIO
+    ) -> list[tuple[str, float]]:
+        """Read single-line crops; one (text, score) per crop, in order.
+
+        Crops are batched by width-to-height ratio and each batch is padded only to its
+        widest member (RapidOCR pads every batch to at least 320x48, so a lone digit
+        cost as much as a line of text), but to no less than ``min_ratio`` heights.
+        """
+        if not crops:
+            return []
+        self.warm_up()
+        rec = self._ocr.text_rec
+        ratios = [max(c.shape[1] / max(c.shape[0], 1), min_ratio) for c in crops]
+        order = sorted(range(len(crops)), key=ratios.__getitem__)
+        out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
+        i = 0
+        while i < len(order):
+            j = i + 1
+            while j < len(order) and j - i < 6 and ratios[order[j]] <= 1.3 * ratios[order[i]]:
+                j += 1
+            batch = order[i:j]
+            widest = ratios[order[j - 1]]
+            norm = np.stack([rec.resize_norm_img(crops[k], widest) for k in batch])
+            lines, _ = rec.postprocess_op(rec.session(norm.astype(np.float32)))
+            for k, (text, score) in zip(batch, lines, strict=True):
+                out[k] = (str(text), float(score))
+            i = j
+        return out
+
+    @staticmethod
+    def crop_box(image: Image, box: NDArray[np.float32]) -> Image:
+        """Cut a detected quadrilateral out of the image, straightened as RapidOCR does
+        (a crop at least 1.5 times taller than wide is turned a quarter left)."""
+        from rapidocr.utils.process_img import get_rotate_crop_image
+
+        crop: Image = get_rotate_crop_image(image, np.asarray(box, dtype=np.float32).copy())
+        return np.ascontiguousarray(crop)
