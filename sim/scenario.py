@@ -19,6 +19,7 @@ from drivers.settings import Section, invalid
 from gatewayd.judge import ReadingKind
 from gatewayd.reasons import Code, Outcome
 from gatewayd.tomlfile import load_model
+from recognition import iso6346
 
 # A time is an absolute TOML datetime, or relative to the start of the run: "+2h", "-1d".
 TimeSpec = datetime | str
@@ -188,19 +189,6 @@ PLATE_TAIL = "ABCDEFGHJKLMNPQRSTUVWXYZ0123456789"
 OWNERS = ("MSCU", "MAEU", "CSNU", "TGHU", "OOLU", "CMAU", "HLXU", "TEMU", "SEGU", "BMOU")
 
 
-def container_check_digit(code10: str) -> int:
-    """ISO 6346 check digit of owner code, category and serial (10 characters)."""
-    values: dict[str, int] = {}
-    n = 10
-    for ch in "ABCDEFGHIJKLMNOPQRSTUVWXYZ":
-        if n % 11 == 0:
-            n += 1
-        values[ch] = n
-        n += 1
-    total = sum((values[c] if c.isalpha() else int(c)) << i for i, c in enumerate(code10.upper()))
-    return total % 11 % 10
-
-
 class _Gen:
     def __init__(self, seed: int) -> None:
         self.rng = random.Random(seed)
@@ -232,7 +220,7 @@ class _Gen:
 
         def make() -> str:
             code10 = r.choice(OWNERS) + f"{r.randrange(1_000_000):06d}"
-            return code10 + str(container_check_digit(code10))
+            return code10 + iso6346.calc_check_digit(code10)
 
         return self.unique(make)
 
