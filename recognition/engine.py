@@ -45,19 +45,26 @@ class OcrEngine:
 
         self._ocr: Any = RapidOCR(params={**DEFAULT_PARAMS, **(params or {})})
         self._warm = threading.Event()
+        # RapidOCR.__call__ stores its stage flags on the shared object before running the
+        # stages, so two threads calling it at once could swap each other's flags.
+        self._call_lock = threading.Lock()
 
     def warm_up(self) -> None:
         """Run one tiny image through every stage so the first real frame is not slow."""
         if self._warm.is_set():
             return
         blank = np.full((48, 160, 3), 255, dtype=np.uint8)
-        self._ocr(blank)
-        self._ocr(blank, use_det=False, use_cls=False, use_rec=True)
+        with self._call_lock:
+            self._ocr(blank, use_det=True, use_cls=False, use_rec=True)
+            self._ocr(blank, use_det=False, use_cls=False, use_rec=True)
         self._warm.set()
 
     def detect_and_read(self, image: Image) -> list[TextBox]:
         """Find text lines in a whole image and read each one."""
-        out = self._ocr(image, use_cls=False)
+        # RapidOCR keeps the stage flags of the previous call: after warm_up() or
+        # read_line(), a call without use_det=True silently skipped detection.
+        with self._call_lock:
+            out = self._ocr(image, use_det=True, use_cls=False, use_rec=True)
         boxes = getattr(out, "boxes", None)  # an image with no text yields another output type
         if boxes is None or not out.txts:
             return []
@@ -68,7 +75,8 @@ class OcrEngine:
 
     def read_line(self, crop: Image) -> tuple[str, float]:
         """Read one single-line crop (no detection); returns text and score."""
-        out = self._ocr(crop, use_det=False, use_cls=False, use_rec=True)
+        with self._call_lock:
+            out = self._ocr(crop, use_det=False, use_cls=False, use_rec=True)
         if not out.txts:
             return "", 0.0
         return str(out.txts[0]), float(out.scores[0])
