@@ -90,3 +90,10 @@ class OcrEngine:
         """
         self.warm_up()
         return self._ocr.text_rec
+
+    @property
+    def detector(self) -> Any:
+        """The loaded text detector (``text_det``): ``session``, ``mean``, ``std`` and
+        ``postprocess_op``, for readers that choose the detection scale per call."""
+        self.warm_up()
+        return self._ocr.text_det
