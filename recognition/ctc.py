@@ -166,7 +166,7 @@ def prefix_beam_search(
     automaton: TemplateAutomaton,
     *,
     beam_width: int = 8,
-    top_chars: int = 6,
+    top_chars: int = 4,
     floor: float = 1e-7,
     relative: float = 1e-2,
 ) -> list[Hypothesis]:
@@ -187,7 +187,7 @@ def prefix_beam_search(
         raise ValueError(f"no column for: {''.join(sorted(missing))}")
     # Steps at either end where nothing but blank is likely (the padding of a short line)
     # change no ranking: leave them out.
-    busy = np.flatnonzero(probs[:, 1:].max(axis=1) > 1e-4)
+    busy = np.flatnonzero(probs[:, 1:].max(axis=1) > 1e-3)
     if len(busy) == 0:
         return []
     probs = probs[max(0, busy[0] - 1) : busy[-1] + 2]
