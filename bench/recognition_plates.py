@@ -49,6 +49,8 @@ class PlateBench:
     scenes: int = 0
     scenes_found: int = 0
     scenes_read: int = 0
+    scenes_sure: int = 0  # scenes whose plate was read at or above HOLD_BELOW
+    scenes_sure_right: int = 0
     scene_ms: list[float] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
 
@@ -70,6 +72,8 @@ class PlateBench:
             f"crops  latency      {ms(self.crop_ms)}",
             f"scenes found       {pct(self.scenes_found, self.scenes)}",
             f"scenes read        {pct(self.scenes_read, self.scenes)}",
+            f"scenes conf>={HOLD_BELOW}    {pct(self.scenes_sure_right, self.scenes_sure)} right, "
+            f"{self.scenes - self.scenes_sure} held for a human",
             f"scenes latency     {ms(self.scene_ms)}",
         ]
         if self.misses:
@@ -121,6 +125,9 @@ def run(
             bench.scenes_found += bool(here)
             hit = bool(here) and here[0].text == label
             bench.scenes_read += hit
+            if here and here[0].confidence >= HOLD_BELOW:
+                bench.scenes_sure += 1
+                bench.scenes_sure_right += hit
             if not hit:
                 got = here[0] if here else (plates[0] if plates else None)
                 bench.misses.append(
