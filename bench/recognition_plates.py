@@ -159,6 +159,19 @@ def run(
     return bench
 
 
+def baseline(data: Path, engine: OcrEngine) -> tuple[int, int]:
+    """Exact reads of the crops by ``OcrEngine.read_line`` alone (normalised, no grammar)."""
+    from recognition.plate_grammar import compact
+
+    with (data / "labels.csv").open(encoding="utf-8") as f:
+        rows = [r for r in csv.DictReader(f) if r["kind"] != "scene"]
+    right = 0
+    for row in rows:
+        text, _ = engine.read_line(cv2.imread(str(data / row["file"])))
+        right += compact(text) == row["plate_text"]
+    return right, len(rows)
+
+
 def main() -> None:
     """Print the figures and the misses."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -167,6 +180,9 @@ def main() -> None:
         "--threads", type=int, default=0, help="ONNX Runtime threads per call (0: its default)"
     )
     parser.add_argument("--repeat", type=int, default=1, help="timed calls per image")
+    parser.add_argument(
+        "--baseline", action="store_true", help="also read the crops with a plain engine call"
+    )
     args = parser.parse_args()
     if not (args.data / "labels.csv").is_file():
         raise SystemExit(f"no plate material at {args.data} (see ../shared/data/README.md)")
@@ -177,6 +193,9 @@ def main() -> None:
     engine.warm_up()
     bench = run(args.data, PlateReader(engine), repeat=args.repeat)
     print("\n".join(bench.lines()))
+    if args.baseline:
+        right, total = baseline(args.data, engine)
+        print(f"baseline: a plain engine call reads {right}/{total} crops exactly")
 
 
 if __name__ == "__main__":

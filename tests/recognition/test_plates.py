@@ -143,3 +143,25 @@ def test_a_reading_is_placed_in_the_larger_image(
     assert got is not None
     assert got.box == box
     assert got.text == row["plate_text"]
+
+
+def test_readers_in_several_threads_read_what_one_reads(
+    reader: PlateReader, shared_data: Path, labels: list[dict[str, str]]
+) -> None:
+    # the lane runs recognition in an executor: concurrent calls must not mix their state
+    from concurrent.futures import ThreadPoolExecutor
+
+    rows = [r for r in labels if r["kind"] == "scene"][:2]
+    rows += [r for r in labels if r["kind"] != "scene"][:6]
+    images = [_image(shared_data, r) for r in rows]
+
+    def read(image: np.ndarray) -> list[str]:
+        if image.shape[0] > 200:
+            return [p.text for p in reader.find_plates(image)]
+        got = reader.read_crop(image)
+        return [got.text] if got else []
+
+    alone = [read(im) for im in images]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        together = list(pool.map(read, images * 2))
+    assert together == alone * 2
