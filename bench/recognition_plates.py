@@ -5,7 +5,8 @@
 Crops: exact reads of the 204 labelled crops, and how many readings at or above the hold
 threshold are right (what the lane would act on without a human). Scenes: whether the
 plate was found (a reading inside the labelled box) and read exactly. Latency is wall
-time per call on this machine, after warm-up; a shared machine makes it noisy.
+time per call on this machine, after warm-up; a shared machine makes it noisy. CPU time
+(all threads of the process) is steadier: with --threads 1 it is the single-core cost.
 """
 
 from __future__ import annotations
@@ -46,12 +47,14 @@ class PlateBench:
     crops_sure: int = 0  # readings at or above HOLD_BELOW
     crops_sure_right: int = 0
     crop_ms: list[float] = field(default_factory=list)
+    crop_cpu_ms: list[float] = field(default_factory=list)
     scenes: int = 0
     scenes_found: int = 0
     scenes_read: int = 0
     scenes_sure: int = 0  # scenes whose plate was read at or above HOLD_BELOW
     scenes_sure_right: int = 0
     scene_ms: list[float] = field(default_factory=list)
+    scene_cpu_ms: list[float] = field(default_factory=list)
     misses: list[Miss] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -70,11 +73,13 @@ class PlateBench:
             f"crops  conf>={HOLD_BELOW}     {pct(self.crops_sure_right, self.crops_sure)} right, "
             f"{self.crops - self.crops_sure} held for a human",
             f"crops  latency      {ms(self.crop_ms)}",
+            f"crops  cpu time     {ms(self.crop_cpu_ms)}",
             f"scenes found       {pct(self.scenes_found, self.scenes)}",
             f"scenes read        {pct(self.scenes_read, self.scenes)}",
             f"scenes conf>={HOLD_BELOW}    {pct(self.scenes_sure_right, self.scenes_sure)} right, "
             f"{self.scenes - self.scenes_sure} held for a human",
             f"scenes latency     {ms(self.scene_ms)}",
+            f"scenes cpu time    {ms(self.scene_cpu_ms)}",
         ]
         if self.misses:
             out.append("misses:")
@@ -116,9 +121,10 @@ def run(
         if row["kind"] == "scene":
             plates: list[PlateReading] = []
             for _ in range(repeat):
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 plates = reader.find_plates(image)
                 bench.scene_ms.append(1000 * (time.perf_counter() - t))
+                bench.scene_cpu_ms.append(1000 * (time.process_time() - c))
             box = _box(row["bbox_x1y1_x2y2"])
             here = [p for p in plates if _inside(p, box)]
             bench.scenes += 1
@@ -138,9 +144,10 @@ def run(
             continue
         reading: PlateReading | None = None
         for _ in range(repeat):
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             reading = reader.read_crop(image)
             bench.crop_ms.append(1000 * (time.perf_counter() - t))
+            bench.crop_cpu_ms.append(1000 * (time.process_time() - c))
         bench.crops += 1
         right = reading is not None and reading.text == label
         bench.crops_exact += right

@@ -37,7 +37,7 @@ from recognition.ctc import (
     prefix_beam_search,
 )
 from recognition.engine import Image, OcrEngine
-from recognition.plate_fusion import Evidence, vote
+from recognition.plate_fusion import Evidence, FusedPlate, fuse_plates, vote
 from recognition.plate_grammar import TEMPLATES, PlateKind, plate_kind
 
 __all__ = [
@@ -365,6 +365,17 @@ class PlateReader:
         return out
 
     # -- finding -------------------------------------------------------------------
+
+    def read_pass(
+        self, frames: Sequence[Image], *, min_confidence: float = 0.5
+    ) -> FusedPlate[PlateReading]:
+        """The plate of one truck pass: every plate found in every frame, fused.
+
+        ``frames`` are the burst(s) of the pass's camera views; see ``fuse_plates`` for how
+        readings are voted and when the answer is doubtful (to be held for a human).
+        """
+        readings = [r for frame in frames for r in self.find_plates(frame)]
+        return fuse_plates(readings, min_confidence=min_confidence)
 
     def find_plates(self, image: Image) -> list[PlateReading]:
         """Find and read every plate in a camera frame, the most clearly read first.

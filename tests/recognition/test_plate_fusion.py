@@ -116,8 +116,7 @@ def test_a_burst_of_real_frames_fuses_to_the_plate(reader: PlateReader, shared_d
     burst = [
         cv2.resize(frame, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) for s in (0.8, 0.9, 1.0)
     ]
-    readings = [r for f in burst for r in reader.find_plates(f)]
-    fused = fuse_plates(readings)
+    fused = reader.read_pass(burst)
     assert fused.text == row["plate_text"]
     assert fused.status == "confident"
     assert fused.best is not None
