@@ -391,10 +391,12 @@ class PlateReader:
         boxes = detect_text(self.engine, image, self.detect_side)
         # most plate-like first: a confident text box on a plate-coloured background
         boxes.sort(key=lambda qs: -qs[1] * (0.3 + _plate_colour_share(image, qs[0])))
-        plates = self._plates_among(image, [(q, _TEXT_MARGINS) for q, _ in boxes], cache)
+        # a double-layer plate's two lines come as separate boxes: try them joined first
+        stacked = [(q, _STACKED_MARGINS) for q in stack_lines([q for q, _ in boxes])]
+        plates = self._plates_among(image, stacked + [(q, _TEXT_MARGINS) for q, _ in boxes], cache)
         if not plates:
             regions = sorted(colour_regions(image), key=lambda qs: -qs[1])
-            plates = self._plates_among(image, [(q, _COLOUR_MARGINS) for q, _ in regions], cache)
+            plates = self._plates_among(image, [(q, _colour_margins(q)) for q, _ in regions], cache)
         if not plates:
             return []
         again = [i for i, (_, views, _) in enumerate(plates) if len(views) > 1]
@@ -457,6 +459,43 @@ Margins = tuple[tuple[float, float], ...]
 # recogniser run each, so one is used.
 _TEXT_MARGINS: Margins = ((0.10, 0.0),)
 _COLOUR_MARGINS: Margins = ((0.08, -0.14),)
+_STACKED_MARGINS: Margins = ((0.06, 0.04),)
+
+
+def _colour_margins(quad: NDArray[np.float32]) -> Margins:
+    """A single-layer plate is trimmed to its characters; a double-layer one is kept whole."""
+    w, h = _quad_size(quad)
+    return _STACKED_MARGINS if w < 2.6 * h else _COLOUR_MARGINS
+
+
+def stack_lines(quads: Sequence[NDArray[np.float32]]) -> list[NDArray[np.float32]]:
+    """Outlines of a lower text line together with the shorter lines just above it.
+
+    A yellow double-layer plate reads as a wide line of large characters under one or two
+    boxes of small ones (province, issuing letter); the detector boxes them apart.
+    """
+    bounds = [_bounds(q) for q in quads]
+    out: list[NDArray[np.float32]] = []
+    for lx0, ly0, lx1, ly1 in bounds:
+        lh, lw = ly1 - ly0, lx1 - lx0
+        if lh <= 0 or not 2.0 <= lw / lh <= 6.0:
+            continue
+        upper = [
+            (ux0, uy0, ux1, uy1)
+            for ux0, uy0, ux1, uy1 in bounds
+            if 0.25 * lh <= uy1 - uy0 <= 0.9 * lh
+            and uy1 <= ly0 + 0.2 * lh
+            and ly0 - uy1 <= 0.6 * lh
+            and ux0 >= lx0 - 0.1 * lw
+            and ux1 <= lx1 + 0.1 * lw
+        ]
+        if not upper:
+            continue
+        x0 = min(lx0, *(u[0] for u in upper))
+        y0 = min(u[1] for u in upper)
+        x1 = max(lx1, *(u[2] for u in upper))
+        out.append(np.array([[x0, y0], [x1, y0], [x1, ly1], [x0, ly1]], dtype=np.float32))
+    return out
 
 
 def _plate_like(reading: PlateReading, min_score: float) -> bool:

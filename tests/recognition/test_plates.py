@@ -165,3 +165,31 @@ def test_readers_in_several_threads_read_what_one_reads(
     with ThreadPoolExecutor(max_workers=3) as pool:
         together = list(pool.map(read, images * 2))
     assert together == alone * 2
+
+
+@pytest.mark.skipif(not NOTO_CJK.exists(), reason="fonts-noto-cjk is not installed")
+def test_a_double_layer_plate_is_found_in_a_frame(
+    reader: PlateReader, shared_data: Path, labels: list[dict[str, str]]
+) -> None:
+    # a street frame with its own plate blurred away and a truck plate put lower down
+    row = next(r for r in labels if r["file"].endswith("scene_004.jpg"))
+    frame = _image(shared_data, row).copy()
+    (x1, y1), (x2, y2) = (
+        (int(float(v)) for v in p.split(",")) for p in row["bbox_x1y1_x2y2"].split(";")
+    )
+    frame[y1 - 10 : y2 + 10, x1 - 10 : x2 + 10] = cv2.GaussianBlur(
+        frame[y1 - 10 : y2 + 10, x1 - 10 : x2 + 10], (0, 0), 8
+    )
+    plate = cv2.resize(
+        _render_double_layer("鲁B", "7K831"), (200, 100), interpolation=cv2.INTER_AREA
+    )
+    frame[700:800, 250:450] = plate
+    found = reader.find_plates(frame)
+    assert [p.text for p in found][:1] == ["鲁B7K831"]
+    assert found[0].double_layer
+    xs = [c[0] for c in found[0].box]
+    ys = [c[1] for c in found[0].box]
+    assert min(xs) >= 240
+    assert max(xs) <= 460
+    assert min(ys) >= 690
+    assert max(ys) <= 810
