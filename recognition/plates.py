@@ -499,13 +499,17 @@ def stack_lines(quads: Sequence[NDArray[np.float32]]) -> list[NDArray[np.float32
 
 
 def _plate_like(reading: PlateReading, min_score: float) -> bool:
-    """A region reads as a plate when all characters but the weakest read clearly.
+    """A region reads as a plate when all characters but the weakest read clearly, and
+    the issuing letter is among the clear ones.
 
     The weakest is often the province character, which the model reads worst; its doubt
     stays in the reading's confidence, but it must not hide a plate that is really there.
+    A line of five or six characters alone (a phone number, a container serial) would
+    otherwise pass with a province and letter made up in front of it.
     """
-    rest = sorted(reading.char_confidence)[1:]
-    return bool(rest) and sum(rest) / len(rest) >= min_score
+    conf = reading.char_confidence
+    rest = sorted(conf)[1:]
+    return len(conf) > 2 and conf[1] >= 0.3 and sum(rest) / len(rest) >= min_score
 
 
 def _plate_shaped(quad: NDArray[np.float32]) -> bool:

@@ -193,3 +193,21 @@ def test_a_double_layer_plate_is_found_in_a_frame(
     assert max(xs) <= 460
     assert min(ys) >= 690
     assert max(ys) <= 810
+
+
+@pytest.mark.parametrize(
+    ("text", "background", "ink"),
+    [("7K831", (20, 60, 200), (255, 255, 255)), ("40001861", (255, 255, 255), (0, 0, 0))],
+)
+def test_a_line_of_characters_alone_is_not_made_into_a_plate(
+    reader: PlateReader, text: str, background: tuple[int, int, int], ink: tuple[int, int, int]
+) -> None:
+    # a serial without province and letter, a phone number on a van: no plate to invent
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.truetype("/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf", 40)
+    img = Image.new("RGB", (720, 480), (120, 120, 120))
+    draw = ImageDraw.Draw(img)
+    draw.rectangle((200, 200, 220 + 30 * len(text), 260), fill=background)
+    draw.text((210, 205), text, font=font, fill=ink)
+    assert reader.find_plates(cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)) == []
