@@ -377,14 +377,28 @@ class PlateReader:
         readings = [r for frame in frames for r in self.find_plates(frame)]
         return fuse_plates(readings, min_confidence=min_confidence)
 
-    def find_plates(self, image: Image) -> list[PlateReading]:
+    def find_plates(
+        self, image: Image, *, roi: tuple[int, int, int, int] | None = None
+    ) -> list[PlateReading]:
         """Find and read every plate in a camera frame, the most clearly read first.
 
         Candidates come from the text detector, and from plate-coloured rectangles when no
         detected text reads as a plate. Each is straightened with a margin, its lean
         undone, and read. Regions that do not read as a plate, and readings of a place
         already read better, are dropped.
+
+        ``roi`` (x0, y0, x1, y1 in pixels) limits the search to where a fixed camera sees
+        plates: the detector then spends its resolution there, and boxes are still given
+        in the whole frame's coordinates.
         """
+        if roi is not None:
+            h, w = image.shape[:2]
+            x0, y0 = max(0, roi[0]), max(0, roi[1])
+            x1, y1 = min(w, roi[2]), min(h, roi[3])
+            if x1 <= x0 or y1 <= y0:
+                return []
+            part = np.ascontiguousarray(image[y0:y1, x0:x1])
+            return [_shift(r, x0, y0) for r in self.find_plates(part)]
         if image.ndim != 3 or min(image.shape[:2]) < 16:
             return []
         cache: dict[int, NDArray[np.float32]] = {}
@@ -773,6 +787,12 @@ def _place(reading: PlateReading, quad: Quad | NDArray[np.float32]) -> PlateRead
         char_confidence=reading.char_confidence,
         chars=reading.chars,
         crop=reading.crop,
+    )
+
+
+def _shift(reading: PlateReading, dx: float, dy: float) -> PlateReading:
+    return _place(
+        reading, np.asarray(reading.box, dtype=np.float32) + np.array([dx, dy], np.float32)
     )
 
 

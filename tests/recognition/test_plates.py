@@ -211,3 +211,21 @@ def test_a_line_of_characters_alone_is_not_made_into_a_plate(
     draw.rectangle((200, 200, 220 + 30 * len(text), 260), fill=background)
     draw.text((210, 205), text, font=font, fill=ink)
     assert reader.find_plates(cv2.cvtColor(np.asarray(img), cv2.COLOR_RGB2BGR)) == []
+
+
+def test_a_region_of_interest_keeps_frame_coordinates(
+    reader: PlateReader, shared_data: Path, labels: list[dict[str, str]]
+) -> None:
+    row = next(r for r in labels if r["file"].endswith("scene_008.jpg"))
+    frame = _image(shared_data, row)
+    (x1, y1), (x2, y2) = (
+        (float(v) for v in p.split(",")) for p in row["bbox_x1y1_x2y2"].split(";")
+    )
+    whole = reader.find_plates(frame)
+    lower = reader.find_plates(frame, roi=(0, 250, frame.shape[1], 700))
+    assert lower[0].text == whole[0].text == row["plate_text"]
+    cx = sum(c[0] for c in lower[0].box) / 4
+    cy = sum(c[1] for c in lower[0].box) / 4
+    assert x1 <= cx <= x2
+    assert y1 <= cy <= y2
+    assert reader.find_plates(frame, roi=(0, 0, frame.shape[1], 200)) == []  # sky and trees
