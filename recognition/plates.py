@@ -304,9 +304,10 @@ class PlateReader:
         more confident reading wins. ``box`` places the reading in a larger image;
         by default it is the crop's own outline. None when nothing reads as a plate.
         """
-        if crop.ndim != 3 or crop.shape[0] < 8 or crop.shape[1] < 16:
+        bgr = _as_bgr(crop)
+        if bgr is None or bgr.shape[0] < 8 or bgr.shape[1] < 16:
             return None
-        got = self._read_many([[crop]])[0]
+        got = self._read_many([[bgr]])[0]
         if got is None:
             return None
         return _place(got, box) if box is not None else got
@@ -391,6 +392,10 @@ class PlateReader:
         plates: the detector then spends its resolution there, and boxes are still given
         in the whole frame's coordinates.
         """
+        bgr = _as_bgr(image)
+        if bgr is None:
+            return []
+        image = bgr
         if roi is not None:
             h, w = image.shape[:2]
             x0, y0 = max(0, roi[0]), max(0, roi[1])
@@ -399,7 +404,7 @@ class PlateReader:
                 return []
             part = np.ascontiguousarray(image[y0:y1, x0:x1])
             return [_shift(r, x0, y0) for r in self.find_plates(part)]
-        if image.ndim != 3 or min(image.shape[:2]) < 16:
+        if min(image.shape[:2]) < 16:
             return []
         cache: dict[int, NDArray[np.float32]] = {}
         boxes = detect_text(self.engine, image, self.detect_side)
@@ -788,6 +793,19 @@ def _place(reading: PlateReading, quad: Quad | NDArray[np.float32]) -> PlateRead
         chars=reading.chars,
         crop=reading.crop,
     )
+
+
+def _as_bgr(image: NDArray[Any]) -> Image | None:
+    """The image as 8-bit BGR (grey and BGRA are converted), or None if it is no image."""
+    if image.dtype != np.uint8 or image.ndim not in (2, 3) or min(image.shape[:2]) < 1:
+        return None
+    if image.ndim == 2:
+        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_GRAY2BGR))
+    if image.shape[2] == 4:
+        return np.ascontiguousarray(cv2.cvtColor(image, cv2.COLOR_BGRA2BGR))
+    if image.shape[2] == 3:
+        return image
+    return None
 
 
 def _shift(reading: PlateReading, dx: float, dy: float) -> PlateReading:

@@ -94,6 +94,7 @@ def test_nothing_is_invented_from_images_without_plates(reader: PlateReader) -> 
     got = reader.read_crop(small_noise)
     assert got is None or got.confidence < 0.2
     assert reader.read_crop(np.zeros((3, 3, 3), dtype=np.uint8)) is None
+    assert reader.read_crop(np.zeros((24, 94), dtype=np.float32)) is None  # not an 8-bit image
 
 
 def test_road_without_a_plate_yields_no_plate(
@@ -132,6 +133,19 @@ def test_double_layer_truck_plates_are_read_as_one_plate(
         assert got.text == top + bottom
         assert got.double_layer
         assert got.colour == "yellow"
+
+
+def test_grey_and_bgra_images_are_read_like_colour_ones(
+    reader: PlateReader, shared_data: Path, labels: list[dict[str, str]]
+) -> None:
+    row = next(r for r in labels if r["file"].endswith("scene_008.jpg"))
+    frame = _image(shared_data, row)
+    bgra = cv2.cvtColor(frame, cv2.COLOR_BGR2BGRA)
+    assert [p.text for p in reader.find_plates(bgra)][:1] == [row["plate_text"]]
+    crop_row = next(r for r in labels if r["file"].endswith("crop_010.jpg"))
+    grey = reader.read_crop(cv2.cvtColor(_image(shared_data, crop_row), cv2.COLOR_BGR2GRAY))
+    assert grey is not None
+    assert grey.text == crop_row["plate_text"]
 
 
 def test_a_reading_is_placed_in_the_larger_image(
