@@ -149,7 +149,13 @@ class FusedPlate(Generic[R]):
 
 
 def _distance(a: str, b: str) -> int:
-    return sum(x != y for x, y in zip(a, b, strict=True)) if len(a) == len(b) else 99
+    """Edit distance: a character read wrong, dropped or added counts one."""
+    row = list(range(len(b) + 1))
+    for i, ca in enumerate(a, 1):
+        prev, row[0] = row[0], i
+        for j, cb in enumerate(b, 1):
+            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
+    return row[-1]
 
 
 def fuse_plates(
@@ -157,11 +163,12 @@ def fuse_plates(
 ) -> FusedPlate[R]:
     """Fuse the plate readings of one pass (several frames, several cameras).
 
-    Readings are first grouped by plate: texts that differ in at most two characters are
-    taken for the same plate read with errors. The group with the most confidence is the
-    pass's plate; when a second group carries more than ``max_rival`` of its weight (two
-    vehicles in view, or a plate read two incompatible ways), the result is doubtful. The
-    chosen group is voted character by character (independent frames).
+    Readings are first grouped by plate: texts within two edits (a character misread,
+    dropped or added) are taken for the same plate read with errors. The group with the
+    most confidence is the pass's plate; when a second group carries more than
+    ``max_rival`` of its weight (two vehicles in view, or a plate read two incompatible
+    ways), the result is doubtful. The chosen group is voted character by character
+    (independent frames; the length most of them read wins).
 
     >>> from types import SimpleNamespace as R
     >>> def reading(t, w): return R(text=t, confidence=w, chars=tuple(((c, w),) for c in t))

@@ -88,6 +88,8 @@ def test_the_length_most_frames_read_wins() -> None:
     # a green plate read once without its last digit
     fused = fuse_plates([read("皖AD12345", 0.8), read("皖AD12345", 0.8), read("皖AD1234", 0.8)])
     assert fused.text == "皖AD12345"
+    assert fused.status == "confident"  # the short read is the same plate, not a rival
+    assert fused.rival is None
 
 
 def test_vote_result_is_always_grammatical() -> None:
