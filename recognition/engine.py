@@ -189,3 +189,10 @@ class OcrEngine:
 
         crop: Image = get_rotate_crop_image(image, np.asarray(box, dtype=np.float32).copy())
         return np.ascontiguousarray(crop)
+
+    @property
+    def detector(self) -> Any:
+        """The loaded text detector (``text_det``): ``session``, ``mean``, ``std`` and
+        ``postprocess_op``, for readers that choose the detection scale per call."""
+        self.warm_up()
+        return self._ocr.text_det
