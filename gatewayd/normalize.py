@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import unicodedata
 
-_DROP = str.maketrans("", "", " \t·•-_.")
+from recognition import iso6346, plate_grammar
 
 
 def plate(text: str) -> str:
@@ -15,13 +15,15 @@ def plate(text: str) -> str:
     >>> plate("ｓｕ Ａ１２３４５")
     'SUA12345'
     """
-    return unicodedata.normalize("NFKC", text).upper().translate(_DROP)
+    return plate_grammar.compact(text)
 
 
 def container(text: str) -> str:
-    """Compact a container number the same way (owner, serial and check digit joined).
+    """Compact a container number (full-width forms folded, owner/serial/check joined).
 
     >>> container("MSCU 123456-5")
     'MSCU1234565'
+    >>> container("ＭＳＣＵ１２３４５６５")
+    'MSCU1234565'
     """
-    return unicodedata.normalize("NFKC", text).upper().translate(_DROP)
+    return iso6346.compact(unicodedata.normalize("NFKC", text))
