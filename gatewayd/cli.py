@@ -38,6 +38,12 @@ def sim(
         bool,
         typer.Option(help="Hand readings to the lane directly, not through device protocols."),
     ] = False,
+    ocr: Annotated[
+        bool,
+        typer.Option(
+            help="Cameras on rendered frames read by real OCR (else plates and boxes direct)."
+        ),
+    ] = True,
     workdir: Annotated[
         Path | None, typer.Option(help="Keep the ledger here instead of a temporary folder.")
     ] = None,
@@ -62,7 +68,9 @@ def sim(
 
     try:
         report = asyncio.run(
-            simulate(spec, seed=seed, fast=fast, direct=direct, workdir=workdir, on_result=show)
+            simulate(
+                spec, seed=seed, fast=fast, direct=direct, ocr=ocr, workdir=workdir, on_result=show
+            )
         )
     except ValueError as exc:
         typer.echo(f"scenario: {exc}", err=True)

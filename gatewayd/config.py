@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from drivers import release_note
+from drivers.camera import CameraSettings
 from drivers.eseal import EsealSettings
 from drivers.gps import GpsSettings
 from drivers.modbus_io import RelaySettings
@@ -20,6 +21,7 @@ from drivers.settings import Section, invalid
 from drivers.weighbridge import WeighbridgeSettings
 from gatewayd.judge import READING_KINDS, ReadingKind
 from gatewayd.tomlfile import load_model, parse_model
+from recognition.evidence import EvidenceSettings
 
 
 class LaneSection(Section):
@@ -151,16 +153,36 @@ class QrScannerDevice(QrScannerSettings):
     name: str = Field("qr", description="Device name in alerts and health.")
 
 
-SimOnly = Annotated[SimDeviceConfig, Field(discriminator="kind")]
+class CameraDevice(Section):
+    """Readings from camera views (see [[cameras]]), taken in a burst when a truck arrives."""
+
+    kind: Literal["camera"] = Field(description="Read from camera frames.")
+    views: list[str] = Field(min_length=1, description="Names of the [[cameras]] to read.")
+    name: str | None = Field(None, description="Device name in alerts (default: kind-camera).")
+
+
 GpsDeviceConfig = Annotated[SimDeviceConfig | GpsDevice, Field(discriminator="kind")]
-QrDevice = Annotated[SimDeviceConfig | QrScannerDevice, Field(discriminator="kind")]
+QrDevice = Annotated[SimDeviceConfig | QrScannerDevice | CameraDevice, Field(discriminator="kind")]
+PlateDevice = Annotated[SimDeviceConfig | CameraDevice, Field(discriminator="kind")]
+
+
+class RecognitionSection(Section):
+    workers: int = Field(
+        2, ge=1, le=16, description="Recognition threads (one inference thread each)."
+    )
+
+
+class EvidenceSection(EvidenceSettings):
+    """Where crops of what was read are kept, on a disk budget (oldest deleted first)."""
+
+
 WeightDevice = Annotated[SimDeviceConfig | WeighbridgeDevice, Field(discriminator="kind")]
 SealDevice = Annotated[SimDeviceConfig | EsealDevice, Field(discriminator="kind")]
 
 
 class DevicesSection(Section):
-    plate: SimOnly | None = Field(None, description="Plate camera(s).")
-    containers: SimOnly | None = Field(None, description="Container cameras.")
+    plate: PlateDevice | None = Field(None, description="Plate camera(s).")
+    containers: PlateDevice | None = Field(None, description="Container cameras.")
     qr: QrDevice | None = Field(None, description="Release-note QR scanner.")
     seal: SealDevice | None = Field(None, description="E-seal reader.")
     weight: WeightDevice | None = Field(None, description="Weighbridge indicator.")
@@ -191,6 +213,15 @@ class LaneConfig(Section):
     control: ControlSection | None = Field(
         None, description="The control socket; none when absent."
     )
+    cameras: list[CameraSettings] = Field(
+        default_factory=list, description="Camera views, referred to by name from [devices]."
+    )
+    recognition: RecognitionSection = Field(
+        default_factory=RecognitionSection, description="Plate and container OCR."
+    )
+    evidence: EvidenceSection | None = Field(
+        None, description="Evidence crops; none kept when absent."
+    )
 
     @property
     def profile(self) -> ProfileSection:
@@ -208,6 +239,15 @@ class LaneConfig(Section):
             if getattr(self.devices, kind) is None:
                 message = f"profile {name!r} requires this reading but no device gives it"
                 raise invalid("LaneConfig", ("devices", kind), message, None)
+        views = [c.name for c in self.cameras]
+        if len(set(views)) != len(views):
+            raise invalid("LaneConfig", ("cameras",), "two cameras share a name", views)
+        for key, device in self.devices:
+            if isinstance(device, CameraDevice):
+                for i, view in enumerate(device.views):
+                    if view not in views:
+                        message = f"no camera named {view!r} in [[cameras]]"
+                        raise invalid("LaneConfig", ("devices", key, "views", i), message, view)
         return self
 
 

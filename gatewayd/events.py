@@ -35,6 +35,7 @@ class PlateRead:
     text: str
     confidence: float = 1.0
     evidence: tuple[str, ...] = ()
+    pass_id: str | None = None  # the pass whose frames were read (None: the current one)
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,7 @@ class ContainersRead:
 
     containers: tuple[ContainerSeen, ...]
     evidence: tuple[str, ...] = ()
+    pass_id: str | None = None  # the pass whose frames were read (None: the current one)
 
 
 @dataclass(frozen=True)

@@ -298,6 +298,9 @@ class LaneCore:
         tx = self.tx
         if self.phase is not Phase.COLLECTING or tx is None:
             return []  # outside a pass: nothing may be decided on it
+        late = getattr(event, "pass_id", None)
+        if late is not None and late != tx.pass_id:
+            return []  # frames of an earlier pass, read after it ended
         r = tx.readings
         out: list[Command] = []
         match event:

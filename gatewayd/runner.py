@@ -13,7 +13,15 @@ from typing import cast
 from drivers.eseal import EsealReader
 from drivers.modbus_io import RelayIO
 from drivers.weighbridge import Weighbridge
+from gatewayd.cameras import (
+    CameraSet,
+    ContainerCameraSource,
+    PlateCameraSource,
+    QrCameraSource,
+    Recognition,
+)
 from gatewayd.config import (
+    CameraDevice,
     EsealDevice,
     GpsDevice,
     LaneConfig,
@@ -25,6 +33,7 @@ from gatewayd.daemon import Lane
 from gatewayd.devices import EsealSource, GpsSource, QrScannerSource, WeighbridgeSource
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
+from recognition.evidence import EvidenceStore
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +47,8 @@ def build_sources(
     ``gatewayd sim``); a field lane refuses it.
     """
     sources: list[ReadingSource] = []
+    cameras: CameraSet | None = None
+    recognition: Recognition | None = None
     for name, device in config.devices:
         kind = cast(ReadingKind, name)
         match device:
@@ -64,6 +75,24 @@ def build_sources(
                 sources.append(GpsSource(device, name=device.name, clock=time.time))
             case QrScannerDevice():
                 sources.append(QrScannerSource(device, name=device.name))
+            case CameraDevice():
+                if cameras is None or recognition is None:
+                    cameras = CameraSet(config.cameras)
+                    recognition = Recognition(
+                        workers=config.recognition.workers,
+                        evidence=EvidenceStore.from_settings(config.evidence)
+                        if config.evidence
+                        else None,
+                    )
+                source_name = device.name or f"{kind}-camera"
+                args = (source_name, kind, cameras, device.views, recognition)
+                if kind == "plate":
+                    min_confidence = config.decision.min_confidence
+                    sources.append(PlateCameraSource(*args, min_confidence=min_confidence))
+                elif kind == "containers":
+                    sources.append(ContainerCameraSource(*args))
+                elif kind == "qr":
+                    sources.append(QrCameraSource(*args))
     return sources
 
 

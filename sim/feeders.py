@@ -6,15 +6,28 @@ should now report, and the feeder makes the device report it.
 
 from __future__ import annotations
 
+import asyncio
+import random
 import secrets
 from typing import Any
+
+import cv2
+import numpy as np
 
 from gatewayd.events import Event, GpsFix, QrScanned, SealRead, WeightStable
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
+from sim.camera_server import MjpegServer, encode_jpeg
 from sim.eseal_device import EsealReaderSim
 from sim.gps_device import SimGps
 from sim.qr_scanner_device import SimQrScanner
+from sim.render import (
+    ContainerMarking,
+    ContainerView,
+    PlateKind,
+    render_container_view,
+    render_plate_scene,
+)
 from sim.sources import SimSeal, SimSource
 from sim.weighbridge_device import WeighbridgeSim
 
@@ -44,6 +57,12 @@ class Feeder:
 
     async def stop(self) -> None:
         """Remove the device."""
+
+    async def stage(self, plate: str | None, containers: list[str] | None) -> None:
+        """Get ready for the next truck before it arrives (cameras paint it)."""
+
+    def arrive(self) -> None:
+        """The staged truck is now at the lane (cameras see it)."""
 
     def present(self, event: Event) -> None:
         """The truck's reading reaches the device."""
@@ -235,8 +254,9 @@ class QrScannerFeeder(Feeder):
         self.device.plug()
 
 
-def make_feeders(*, direct: bool, scale: float, seed: int) -> dict[ReadingKind, Feeder]:
-    """One feeder per reading kind: real protocols unless ``direct``."""
+def make_feeders(*, direct: bool, ocr: bool, scale: float, seed: int) -> dict[ReadingKind, Feeder]:
+    """One feeder per reading kind: real protocols unless ``direct``; cameras with real OCR
+    on rendered frames when ``ocr``."""
     feeders: dict[ReadingKind, Feeder] = {
         kind: Feeder(kind) for kind in ("plate", "containers", "qr", "seal", "weight", "gps")
     }
@@ -245,4 +265,146 @@ def make_feeders(*, direct: bool, scale: float, seed: int) -> dict[ReadingKind, 
         feeders["seal"] = EsealFeeder(scale, seed)
         feeders["gps"] = GpsFeeder(scale)
         feeders["qr"] = QrScannerFeeder()
+    if ocr:
+        rig = CameraRig(seed)
+        feeders["plate"] = CameraFeeder("plate", rig)
+        feeders["containers"] = CameraFeeder("containers", rig)
     return feeders
+
+
+class CameraRig:
+    """Simulated gate cameras: an MJPEG server on loopback whose views show what the renderer
+    paints for the truck at the lane (a plate scene in front, the containers at the side and
+    back), read by the lane's real camera driver and OCR."""
+
+    VIEWS: tuple[str, ...] = ("front", "side", "back", "top")
+
+    def __init__(self, seed: int) -> None:
+        self.server = MjpegServer(views=list(self.VIEWS), fps=10.0)
+        self.seed = seed
+        self._staged: dict[str, bytes] = {}
+        self._empty: dict[str, bytes] = {}
+        self._started = False
+        self._count = 0
+
+    async def start(self) -> None:
+        """Serve (once for both feeders)."""
+        if self._started:
+            return
+        self._started = True
+        await self.server.start()
+        for view in self.VIEWS:
+            size = (1280, 720) if view == "front" else (1920, 1080)
+            self._empty[view] = await asyncio.to_thread(_empty_view, size)
+            self.server.show(view, self._empty[view])
+
+    async def stop(self) -> None:
+        """Stop serving."""
+        if self._started:
+            self._started = False
+            await self.server.stop()
+
+    def camera_settings(self) -> list[dict[str, Any]]:
+        """The lane's [[cameras]] for these views."""
+        frames = {"front": 2, "side": 1, "back": 1, "top": 1}
+        return [
+            {
+                "name": view,
+                "url": self.server.url(view),
+                "burst_frames": frames[view],
+                "burst_interval_s": 0.1,
+                "burst_timeout_s": 5.0,
+            }
+            for view in self.VIEWS
+        ]
+
+    async def stage(self, plate: str | None, containers: list[str] | None) -> None:
+        """Paint the next truck (in worker threads: a render takes a few hundred ms)."""
+        self._count += 1
+        seed = self.seed * 100_003 + self._count
+        rng = random.Random(seed)
+        jobs = {}
+        if plate is not None:
+            jobs["front"] = asyncio.to_thread(_plate_jpeg, plate, seed, rng.uniform(0.2, 0.6))
+        if containers:
+            marks = [ContainerMarking(c, rng.choice(("45G1", "22G1", "42G1"))) for c in containers]
+            for view in ("side", "back", "top"):
+                jobs[view] = asyncio.to_thread(
+                    _container_jpeg, marks, view, seed, rng.uniform(0.2, 0.5)
+                )
+        results = await asyncio.gather(*jobs.values())
+        self._staged = dict(zip(jobs, results, strict=True))
+
+    def show(self) -> None:
+        """The staged truck is in front of the cameras."""
+        for view in self.VIEWS:
+            self.server.show(view, self._staged.get(view, self._empty[view]))
+
+    def clear(self) -> None:
+        """The lane is empty again."""
+        for view in self.VIEWS:
+            self.server.show(view, self._empty[view])
+
+
+class CameraFeeder(Feeder):
+    """Plates or container numbers read by the lane's cameras from rendered frames."""
+
+    def __init__(self, kind: ReadingKind, rig: CameraRig) -> None:
+        super().__init__(kind)
+        self.rig = rig
+
+    @property
+    def device_name(self) -> str:
+        return f"{self.kind}-camera"
+
+    def device_config(self) -> dict[str, Any]:
+        views = ["front"] if self.kind == "plate" else ["side", "back", "top"]
+        return {"kind": "camera", "views": views}
+
+    def source(self) -> ReadingSource | None:
+        return None
+
+    async def start(self) -> None:
+        await self.rig.start()
+
+    async def stop(self) -> None:
+        await self.rig.stop()
+
+    async def stage(self, plate: str | None, containers: list[str] | None) -> None:
+        if self.kind == "plate":  # one rig paints every view, once per truck
+            await self.rig.stage(plate, containers)
+
+    def arrive(self) -> None:
+        if self.kind == "plate":
+            self.rig.show()
+
+    def present(self, event: Event) -> None:
+        """Cameras see the truck from its arrival (``arrive``), not reading by reading."""
+
+    def clear(self) -> None:
+        self.rig.clear()
+
+    async def fail(self) -> None:
+        self.rig.server.freeze("front" if self.kind == "plate" else "side")
+
+    async def recover(self) -> None:
+        self.rig.server.freeze("front" if self.kind == "plate" else "side", False)
+
+
+def _empty_view(size: tuple[int, int]) -> bytes:
+    w, h = size
+    image = np.full((h, w, 3), 90, dtype=np.uint8)
+    cv2.rectangle(image, (0, int(h * 0.7)), (w, h), (70, 70, 70), -1)  # the road
+    return encode_jpeg(image, 85)
+
+
+def _plate_jpeg(plate: str, seed: int, difficulty: float) -> bytes:
+    kind: PlateKind = "green" if len(plate) == 8 else ("yellow" if seed % 4 else "blue")
+    return encode_jpeg(render_plate_scene(plate, kind, seed, difficulty=difficulty).image, 85)
+
+
+def _container_jpeg(
+    marks: list[ContainerMarking], view: ContainerView, seed: int, difficulty: float
+) -> bytes:
+    image = render_container_view(marks, view, seed, difficulty=difficulty).image
+    return encode_jpeg(image, 85)

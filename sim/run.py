@@ -27,7 +27,7 @@ from gatewayd.ledger import BookLineIn, Ledger, NoteIn
 from gatewayd.reasons import Outcome
 from gatewayd.runner import build_sources
 from sim.central import SimCentral
-from sim.feeders import EsealFeeder, make_feeders
+from sim.feeders import CameraFeeder, EsealFeeder, make_feeders
 from sim.relay import SimRelay
 from sim.scenario import Scenario, resolve_time
 from sim.sources import SimDisplay
@@ -56,11 +56,17 @@ class SimTiming:
     machine: a deadline shorter than scheduling jitter would test the machine, not the lane)."""
 
     scale: float
+    ocr: bool = False  # camera readings come through OCR, which takes its real time
+
+    @property
+    def deadline_s(self) -> float:
+        """The decision deadline: scaled, but never shorter than recognition needs."""
+        return max(20 * self.scale, 8.0 if self.ocr else 1.0)
 
     def lane(self) -> dict[str, float | int]:
         s = self.scale
         return {
-            "decision_deadline_s": max(20 * s, 1.0),
+            "decision_deadline_s": self.deadline_s,
             "barrier_timeout_s": max(4 * s, 0.5),
             "settle_s": max(5 * s, 0.2),
             "withdraw_s": max(15 * s, 0.5),
@@ -81,6 +87,7 @@ def sim_config(
     relay_port: int,
     timing: SimTiming,
     devices: Mapping[ReadingKind, dict[str, Any]],
+    extra: Mapping[str, Any] | None = None,
 ) -> LaneConfig:
     """The config of the simulated lane."""
     return LaneConfig.model_validate(
@@ -111,6 +118,7 @@ def sim_config(
                 },
             },
             "devices": devices,
+            **(extra or {}),
         }
     )
 
@@ -230,17 +238,18 @@ async def simulate(
     seed: int = 1,
     fast: bool = False,
     direct: bool = False,
+    ocr: bool = False,
     workdir: Path | None = None,
     on_result: Callable[[VehicleResult], None] = lambda r: None,
 ) -> Report:
     """Run the scenario's traffic through a lane on simulated hardware."""
-    timing = SimTiming(FAST_SCALE if fast else 1.0)
+    timing = SimTiming(FAST_SCALE if fast else 1.0, ocr=ocr)
     central = SimCentral(hashlib.sha256(f"central-{seed}".encode()).digest())
     start = time.time()
     started = time.monotonic()
     with _workdir(workdir) as work:
         ledger_path = work / "ledger.db"
-        feeders = make_feeders(direct=direct, scale=timing.scale, seed=seed)
+        feeders = make_feeders(direct=direct, ocr=ocr, scale=timing.scale, seed=seed)
         traffic = Traffic(
             relay=SimRelay(RELAY_WIRING, travel_s=2.0 * timing.scale),
             feeders=feeders,
@@ -250,7 +259,7 @@ async def simulate(
             scale=timing.scale,
             start=start,
             rng=random.Random(seed),
-            decision_timeout_s=max(20 * timing.scale, 1.0) + 10,
+            decision_timeout_s=timing.deadline_s + 10,
             on_result=on_result,
         )
         for v in scenario.vehicles:  # refuse a bad QR spec before anything is written
@@ -264,6 +273,11 @@ async def simulate(
             port = await relay.start()
             stack.push_async_callback(relay.close)
             devices = {kind: f.device_config() for kind, f in feeders.items()}
+            extra: dict[str, Any] = {}
+            rig = next((f.rig for f in feeders.values() if isinstance(f, CameraFeeder)), None)
+            if rig is not None:
+                extra["cameras"] = rig.camera_settings()
+                extra["evidence"] = {"directory": str(work / "evidence"), "budget_bytes": 2**28}
             config = sim_config(
                 scenario,
                 public_key=central.public_key,
@@ -271,6 +285,7 @@ async def simulate(
                 relay_port=port,
                 timing=timing,
                 devices=devices,
+                extra=extra,
             )
             simulated = {kind: s for kind, f in feeders.items() if (s := f.source()) is not None}
             await asyncio.to_thread(seed_ledger, ledger_path, scenario, start)

@@ -99,6 +99,7 @@ class Traffic:
     ) -> None:
         self.relay = relay
         self.feeders = feeders
+        self.camera_kinds = {k for k, f in feeders.items() if type(f).__name__ == "CameraFeeder"}
         self.lane: Lane | None = None  # set once the lane exists (it observes this traffic)
         self.central = central
         self.notes = notes
@@ -144,8 +145,15 @@ class Traffic:
     async def drive(self, index: int, vehicle: VehicleSpec) -> VehicleResult:
         """One truck: arrive, present readings, then pass or turn away."""
         result = VehicleResult(index, vehicle, arrived_at=time.time())
+        for feeder in self.feeders.values():
+            await feeder.stage(vehicle.plate, vehicle.containers)
+        result.arrived_at = time.time()
         for kind in vehicle.faults:
             await self.feeders[kind].fail()
+        for feeder in self.feeders.values():
+            feeder.arrive()
+        if any(k in self.camera_kinds for k in self.feeders):
+            await asyncio.sleep(0.25)  # cameras stream the truck before the loop trips
         self.relay.set_loop("arrival", True)
         try:  # the driver waits for the display's greeting before showing anything
             await asyncio.wait_for(self._opened.get(), self.decision_timeout_s)

@@ -1,0 +1,282 @@
+"""Cameras as reading sources: on arrival each view takes a burst of frames, recognition reads
+them off the event loop, and the fused answer becomes the lane's plate or container reading.
+
+One OCR engine per lane, loaded and warmed once, shared by every reader through a small thread
+pool (ONNX Runtime releases the GIL). Cameras are shared between sources (the front camera may
+read the plate and a QR code on a phone); a refcount starts them with the first source and
+stops them with the last.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+from drivers.camera import Camera, CameraSettings, Frame
+from drivers.qr import decode_frame
+from drivers.supervisor import Health
+from gatewayd.events import (
+    ContainerSeen,
+    ContainersRead,
+    DeviceFault,
+    DeviceRecovered,
+    PlateRead,
+    QrScanned,
+)
+from gatewayd.judge import ReadingKind
+from gatewayd.sources import Emit
+from recognition.containers import ContainerReader, FusedContainer, fuse_containers
+from recognition.engine import OcrEngine
+from recognition.evidence import EvidenceStore
+from recognition.plates import PlateReader
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class Recognition:
+    """The lane's OCR: one engine, its readers, a worker pool, and the evidence store."""
+
+    def __init__(self, *, workers: int, evidence: EvidenceStore | None) -> None:
+        # one inference thread per call, calls in parallel: on two cores this beat ONNX
+        # Runtime's own threading, which spins and competes with the other reader
+        self.engine = OcrEngine({"EngineConfig.onnxruntime.intra_op_num_threads": 1})
+        self.plates = PlateReader(self.engine)
+        self.containers = ContainerReader(self.engine)
+        self.evidence = evidence
+        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="ocr")
+        self._warm: asyncio.Future[None] | None = None
+
+    async def warm_up(self) -> None:
+        """Load the models once (about a second), off the loop."""
+        if self._warm is None:
+            loop = asyncio.get_running_loop()
+            self._warm = loop.run_in_executor(self.pool, self.engine.warm_up)
+        await asyncio.shield(self._warm)
+
+    async def run(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking recognition call in the pool."""
+        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+
+    async def keep(self, pass_id: str, label: str, crop: Any) -> str | None:
+        """Save an evidence crop (in the pool); its path, or None when not kept."""
+        if self.evidence is None or crop is None:
+            return None
+        path: Path | None = await self.run(self.evidence.save_crop, pass_id, label, crop)
+        return str(path) if path else None
+
+
+class CameraSet:
+    """The lane's camera views, started while any source uses them."""
+
+    def __init__(self, settings: Sequence[CameraSettings]) -> None:
+        self.settings = {s.name: s for s in settings}
+        self.cameras: dict[str, Camera] = {}
+        self._users = 0
+        self._health_listeners: list[Callable[[str, Health], None]] = []
+        self._lock = asyncio.Lock()
+
+    def listen(self, callback: Callable[[str, Health], None]) -> None:
+        """Be told (on the loop) when a view goes up or down."""
+        self._health_listeners.append(callback)
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[CameraSet]:
+        """Hold the cameras open while inside."""
+        async with self._lock:
+            if self._users == 0:
+                loop = asyncio.get_running_loop()
+                for name, settings in self.settings.items():
+
+                    def changed(health: Health, view: str = name) -> None:
+                        loop.call_soon_threadsafe(self._changed, view, health)
+
+                    camera = Camera(settings, on_state=changed)
+                    camera.start()
+                    self.cameras[name] = camera
+            self._users += 1
+        try:
+            yield self
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    cameras, self.cameras = list(self.cameras.values()), {}
+                    await asyncio.gather(*(c.aclose() for c in cameras))
+
+    def _changed(self, view: str, health: Health) -> None:
+        for callback in self._health_listeners:
+            callback(view, health)
+
+    async def bursts(self, views: Sequence[str]) -> dict[str, list[Frame]]:
+        """A burst from each view, taken together."""
+        cameras = [self.cameras[v] for v in views if v in self.cameras]
+        got = await asyncio.gather(*(c.burst() for c in cameras))
+        return {c.name: frames for c, frames in zip(cameras, got, strict=True)}
+
+
+class _CameraSource:
+    """A reading source backed by camera views; reads once per pass, on the lane's trigger."""
+
+    def __init__(
+        self,
+        name: str,
+        kind: ReadingKind,
+        cameras: CameraSet,
+        views: Sequence[str],
+        recognition: Recognition,
+    ) -> None:
+        self.name = name
+        self.kind: ReadingKind = kind
+        self.cameras = cameras
+        self.views = list(views)
+        self.recognition = recognition
+        self._emit: Emit | None = None
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._down: set[str] = set()
+        self.failed = False  # the last burst gave no frame at all
+
+    async def run(self, emit: Emit) -> None:
+        """Hold the cameras and the models until cancelled."""
+        self._emit = emit
+        self.cameras.listen(self._on_camera)
+        async with self.cameras.use():
+            await self.recognition.warm_up()
+            try:
+                await asyncio.Event().wait()
+            finally:
+                for task in self._tasks.values():
+                    task.cancel()
+
+    def _on_camera(self, view: str, health: Health) -> None:
+        if view not in self.views or self._emit is None:
+            return
+        was_down = bool(self._down)
+        if health.state == "up":
+            self._down.discard(view)
+        else:
+            self._down.add(view)
+        if self._down and not was_down:
+            self._emit(DeviceFault(self.name, f"camera {view}: {health.detail}"))
+        elif was_down and not self._down:
+            self._emit(DeviceRecovered(self.name))
+
+    def trigger(self, pass_id: str) -> None:
+        """A vehicle arrived: read this pass (in a task; returns at once)."""
+        task = asyncio.get_running_loop().create_task(
+            self._guarded(pass_id), name=f"{self.name}:{pass_id}"
+        )
+        self._tasks[pass_id] = task
+        task.add_done_callback(lambda t: self._tasks.pop(pass_id, None))
+
+    def pass_closed(self, pass_id: str) -> None:
+        """The pass is over: stop reading for it."""
+        task = self._tasks.pop(pass_id, None)
+        if task is not None:
+            task.cancel()
+
+    async def _guarded(self, pass_id: str) -> None:
+        try:
+            await self.read(pass_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a recognition failure is a missing reading, not a dead lane
+            log.exception("%s: reading pass %s failed", self.name, pass_id)
+
+    async def _frames(self) -> list[Frame]:
+        bursts = await self.cameras.bursts(self.views)
+        frames = [f for view_frames in bursts.values() for f in view_frames]
+        emit = self._emit
+        if emit is not None:
+            if not frames and not self.failed:
+                self.failed = True
+                emit(DeviceFault(self.name, "no frame from any view"))
+            elif frames and self.failed:
+                self.failed = False
+                emit(DeviceRecovered(self.name))
+        return frames
+
+    async def read(self, pass_id: str) -> None:
+        """Read this pass and emit the reading."""
+        raise NotImplementedError
+
+
+class PlateCameraSource(_CameraSource):
+    """The plate, from the views that see the front (or rear) of the truck."""
+
+    def __init__(self, *args: Any, min_confidence: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.min_confidence = min_confidence
+
+    async def read(self, pass_id: str) -> None:
+        frames = await self._frames()
+        if not frames or self._emit is None:
+            return
+        reader = self.recognition.plates
+        fused = await self.recognition.run(
+            lambda: reader.read_pass([f.image for f in frames], min_confidence=self.min_confidence)
+        )
+        evidence: tuple[str, ...] = ()
+        if fused.best is not None:
+            path = await self.recognition.keep(pass_id, "plate", fused.best.crop)
+            evidence = (path,) if path else ()
+        if fused.status == "confident" and fused.text:
+            reading = PlateRead(fused.text, fused.confidence, evidence, pass_id)
+        else:
+            # doubtful or nothing read: a reading the core holds for a human, never a guess
+            reading = PlateRead(fused.text or "", 0.0, evidence, pass_id)
+        self._emit(reading)
+
+
+class ContainerCameraSource(_CameraSource):
+    """The container numbers, fused over every view (sides, back, top)."""
+
+    async def read(self, pass_id: str) -> None:
+        frames = await self._frames()
+        if not frames or self._emit is None:
+            return
+        reader = self.recognition.containers
+        per_frame = await asyncio.gather(
+            *(self.recognition.run(reader.read, f.image) for f in frames)
+        )
+        fused: list[FusedContainer] = fuse_containers(r for readings in per_frame for r in readings)
+        seen = []
+        evidence = []
+        for i, box in enumerate(fused):
+            seen.append(
+                ContainerSeen(
+                    box.number,
+                    verified=box.verified and not box.needs_review,
+                    confidence=box.confidence,
+                    size_type=box.size_type,
+                )
+            )
+            path = await self.recognition.keep(pass_id, f"container{i + 1}", box.evidence.crop)
+            if path:
+                evidence.append(path)
+        self._emit(ContainersRead(tuple(seen), tuple(evidence), pass_id))
+
+
+class QrCameraSource(_CameraSource):
+    """Release-note QR codes held up to a camera: frames are decoded until the pass ends."""
+
+    def __init__(self, *args: Any, period_s: float = 0.2, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.period_s = period_s
+
+    async def read(self, pass_id: str) -> None:
+        seen: set[str] = set()
+        while True:
+            for frame in await self._frames():
+                scans = await self.recognition.run(decode_frame, frame.image)
+                for scan in scans:
+                    if scan.payload not in seen and self._emit is not None:
+                        seen.add(scan.payload)
+                        self._emit(QrScanned(scan.payload))
+            await asyncio.sleep(self.period_s)
