@@ -1,10 +1,9 @@
 """Cameras as reading sources: on arrival each view takes a burst of frames, recognition reads
 them off the event loop, and the fused answer becomes the lane's plate or container reading.
 
-One OCR engine per lane, loaded and warmed once, shared by every reader through a small thread
-pool (ONNX Runtime releases the GIL). Cameras are shared between sources (the front camera may
-read the plate and a QR code on a phone); a refcount starts them with the first source and
-stops them with the last.
+OCR runs in a small pool of worker processes, each loading the models once. Cameras are shared
+between sources (the front camera may read the plate and a QR code on a phone); a refcount
+starts them with the first source and stops them with the last.
 """
 
 from __future__ import annotations
@@ -12,8 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import multiprocessing
+import os
 from collections.abc import AsyncIterator, Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -30,42 +31,116 @@ from gatewayd.events import (
 )
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import Emit
-from recognition.containers import ContainerReader, FusedContainer, fuse_containers
+from recognition.containers import (
+    ContainerReader,
+    ContainerReading,
+    FusedContainer,
+    fuse_containers,
+)
 from recognition.engine import OcrEngine
 from recognition.evidence import EvidenceStore
-from recognition.plates import PlateReader
+from recognition.plate_fusion import FusedPlate
+from recognition.plates import PlateReader, PlateReading
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
 
+# -- the recognition worker process ---------------------------------------------------------
+# OCR runs in worker processes, not threads: the plate decoder and the container assembly are
+# Python, and in a thread they would hold the GIL for tens of milliseconds at a time, stalling
+# the lane's event loop. A worker loads the models once, when it starts.
+
+_readers: dict[str, Any] = {}
+WORKER_NICENESS = 5
+
+
+def _start_worker() -> None:
+    # below the lane's own process: barrier and loop events must never wait for OCR
+    os.nice(WORKER_NICENESS)
+    engine = OcrEngine({"EngineConfig.onnxruntime.intra_op_num_threads": 1})
+    engine.warm_up()
+    _readers["plates"] = PlateReader(engine)
+    _readers["containers"] = ContainerReader(engine)
+
+
+def _ready() -> bool:
+    return bool(_readers)
+
+
+def _read_plate(images: list[Any], min_confidence: float) -> FusedPlate[PlateReading]:
+    reader: PlateReader = _readers["plates"]
+    return reader.read_pass(images, min_confidence=min_confidence)
+
+
+def _read_containers(image: Any) -> list[ContainerReading]:
+    reader: ContainerReader = _readers["containers"]
+    return reader.read(image)
+
+
 class Recognition:
-    """The lane's OCR: one engine, its readers, a worker pool, and the evidence store."""
+    """The lane's OCR: worker processes holding the models, and the evidence store."""
 
     def __init__(self, *, workers: int, evidence: EvidenceStore | None) -> None:
-        # one inference thread per call, calls in parallel: on two cores this beat ONNX
-        # Runtime's own threading, which spins and competes with the other reader
-        self.engine = OcrEngine({"EngineConfig.onnxruntime.intra_op_num_threads": 1})
-        self.plates = PlateReader(self.engine)
-        self.containers = ContainerReader(self.engine)
+        self.workers = workers
         self.evidence = evidence
-        self.pool = ThreadPoolExecutor(workers, thread_name_prefix="ocr")
-        self._warm: asyncio.Future[None] | None = None
+        self.pool: ProcessPoolExecutor | None = None
+        self.io: ThreadPoolExecutor | None = None
+        self._users = 0
+        self._lock = asyncio.Lock()
 
-    async def warm_up(self) -> None:
-        """Load the models once (about a second), off the loop."""
-        if self._warm is None:
-            loop = asyncio.get_running_loop()
-            self._warm = loop.run_in_executor(self.pool, self.engine.warm_up)
-        await asyncio.shield(self._warm)
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[Recognition]:
+        """Hold the workers (started, models loaded) while inside; the last user stops them."""
+        async with self._lock:
+            if self._users == 0:
+                # spawn, not fork: the lane runs camera threads a fork would copy mid-flight
+                context = multiprocessing.get_context("spawn")
+                self.pool = ProcessPoolExecutor(
+                    self.workers, mp_context=context, initializer=_start_worker
+                )
+                self.io = ThreadPoolExecutor(2, thread_name_prefix="evidence")
+                loop = asyncio.get_running_loop()
+                pool = self.pool
+                await asyncio.gather(
+                    *(loop.run_in_executor(pool, _ready) for _ in range(self.workers))
+                )
+            self._users += 1
+        try:
+            yield self
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0 and self.pool is not None and self.io is not None:
+                    pool, io = self.pool, self.io
+                    self.pool = self.io = None
+                    await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+                    io.shutdown(wait=False, cancel_futures=True)
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:
+            raise RuntimeError("recognition is not running")
+        return self.pool
+
+    async def read_plate(
+        self, images: list[Any], min_confidence: float
+    ) -> FusedPlate[PlateReading]:
+        """The fused plate of a pass's frames."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool(), _read_plate, images, min_confidence)
+
+    async def read_containers(self, image: Any) -> list[ContainerReading]:
+        """The container numbers in one frame."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool(), _read_containers, image)
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a blocking recognition call in the pool."""
-        return await asyncio.get_running_loop().run_in_executor(self.pool, fn, *args)
+        """Run a short blocking call (a QR decode, a JPEG) in a thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
 
     async def keep(self, pass_id: str, label: str, crop: Any) -> str | None:
-        """Save an evidence crop (in the pool); its path, or None when not kept."""
+        """Save an evidence crop; its path, or None when not kept."""
         if self.evidence is None or crop is None:
             return None
         path: Path | None = await self.run(self.evidence.save_crop, pass_id, label, crop)
@@ -146,8 +221,7 @@ class _CameraSource:
         """Hold the cameras and the models until cancelled."""
         self._emit = emit
         self.cameras.listen(self._on_camera)
-        async with self.cameras.use():
-            await self.recognition.warm_up()
+        async with self.cameras.use(), self.recognition.use():
             try:
                 await asyncio.Event().wait()
             finally:
@@ -218,10 +292,8 @@ class PlateCameraSource(_CameraSource):
         frames = await self._frames()
         if not frames or self._emit is None:
             return
-        reader = self.recognition.plates
-        fused = await self.recognition.run(
-            lambda: reader.read_pass([f.image for f in frames], min_confidence=self.min_confidence)
-        )
+        images = [f.image for f in frames]
+        fused = await self.recognition.read_plate(images, self.min_confidence)
         evidence: tuple[str, ...] = ()
         if fused.best is not None:
             path = await self.recognition.keep(pass_id, "plate", fused.best.crop)
@@ -241,9 +313,8 @@ class ContainerCameraSource(_CameraSource):
         frames = await self._frames()
         if not frames or self._emit is None:
             return
-        reader = self.recognition.containers
         per_frame = await asyncio.gather(
-            *(self.recognition.run(reader.read, f.image) for f in frames)
+            *(self.recognition.read_containers(f.image) for f in frames)
         )
         fused: list[FusedContainer] = fuse_containers(r for readings in per_frame for r in readings)
         seen = []

@@ -7,8 +7,11 @@ should now report, and the feeder makes the device report it.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
+import os
 import random
 import secrets
+from concurrent.futures import ProcessPoolExecutor
 from typing import Any
 
 import cv2
@@ -280,18 +283,23 @@ class CameraRig:
     VIEWS: tuple[str, ...] = ("front", "side", "back", "top")
 
     def __init__(self, seed: int) -> None:
-        self.server = MjpegServer(views=list(self.VIEWS), fps=10.0)
+        self.server = MjpegServer(views=list(self.VIEWS), fps=5.0)
         self.seed = seed
         self._staged: dict[str, bytes] = {}
         self._empty: dict[str, bytes] = {}
         self._started = False
         self._count = 0
+        self._painters: ProcessPoolExecutor | None = None
 
     async def start(self) -> None:
         """Serve (once for both feeders)."""
         if self._started:
             return
         self._started = True
+        # painting is numpy and PIL work that holds the GIL: keep it out of the lane's process
+        self._painters = ProcessPoolExecutor(
+            2, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice, initargs=(10,)
+        )
         await self.server.start()
         for view in self.VIEWS:
             size = (1280, 720) if view == "front" else (1920, 1080)
@@ -303,6 +311,14 @@ class CameraRig:
         if self._started:
             self._started = False
             await self.server.stop()
+            if self._painters is not None:
+                await asyncio.to_thread(self._painters.shutdown, True, cancel_futures=True)
+                self._painters = None
+
+    async def _paint(self, fn: Any, *args: Any) -> bytes:
+        loop = asyncio.get_running_loop()
+        result: bytes = await loop.run_in_executor(self._painters, fn, *args)
+        return result
 
     def camera_settings(self) -> list[dict[str, Any]]:
         """The lane's [[cameras]] for these views."""
@@ -325,7 +341,7 @@ class CameraRig:
         rng = random.Random(seed)
         jobs = {}
         if plate is not None:
-            jobs["front"] = asyncio.to_thread(_plate_jpeg, plate, seed, rng.uniform(0.2, 0.6))
+            jobs["front"] = self._paint(_plate_jpeg, plate, seed, rng.uniform(0.2, 0.6))
         if containers:
             marks = [ContainerMarking(c, rng.choice(("45G1", "22G1", "42G1"))) for c in containers]
             for view in ("side", "back", "top"):
