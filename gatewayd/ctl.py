@@ -8,13 +8,14 @@ from typing import Annotated
 
 import typer
 
-from gatewayd.ctl_device import device_app
+from gatewayd.ctl_device import camera_app, device_app
 from gatewayd.tomlfile import FileError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 config_app = typer.Typer(no_args_is_help=True, help="Lane configuration files.")
 app.add_typer(config_app, name="config")
 app.add_typer(device_app, name="device")
+app.add_typer(camera_app, name="camera")
 
 
 @config_app.command("validate")

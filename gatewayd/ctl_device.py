@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from pathlib import Path
@@ -197,3 +198,46 @@ def arm(
 ) -> None:
     """Arm the seal in the reader's field."""
     _seal_command(config, seal_id, "arm")
+
+
+camera_app = typer.Typer(no_args_is_help=True, help="Cameras: aim and check a view.")
+
+
+@camera_app.command("snapshot")
+def camera_snapshot(
+    view: Annotated[str, typer.Argument(help="Camera name, as in [[cameras]].")],
+    config: ConfigOption = DEFAULT_CONFIG,
+    out: Annotated[Path | None, typer.Option(help="Where to save the JPEG.")] = None,
+    ocr: Annotated[bool, typer.Option(help="Also show what the lane reads in it.")] = False,
+) -> None:
+    """Grab one frame from a configured camera, save it, and (with --ocr) show what is read."""
+    from drivers.camera import grab_frame
+    from drivers.supervisor import DriverError
+
+    cfg = _load(config)
+    settings = next((c for c in cfg.cameras if c.name == view), None)
+    if settings is None:
+        known = ", ".join(c.name for c in cfg.cameras) or "none"
+        typer.echo(f"{config}: no camera named {view!r} (configured: {known})", err=True)
+        raise typer.Exit(1)
+    try:
+        frame = grab_frame(settings)
+    except (DriverError, OSError) as exc:
+        typer.echo(f"camera {view}: {exc}", err=True)
+        raise typer.Exit(1) from None
+    path = out or Path(f"{view}-{time.strftime('%Y%m%dT%H%M%S')}.jpg")
+    path.write_bytes(frame.jpeg())
+    height, width = frame.image.shape[:2]
+    report: dict[str, object] = {"view": view, "file": str(path), "width": width, "height": height}
+    if ocr:
+        from recognition.containers import ContainerReader
+        from recognition.engine import OcrEngine
+        from recognition.plates import PlateReader
+
+        engine = OcrEngine()
+        report["plates"] = [
+            {"text": p.text, "confidence": round(p.confidence, 3)}
+            for p in PlateReader(engine).find_plates(frame.image)
+        ]
+        report["containers"] = [c.as_dict() for c in ContainerReader(engine).read(frame.image)]
+    typer.echo(json.dumps(report, ensure_ascii=False))
