@@ -9,6 +9,15 @@ much of the probability of all grammatical readings agrees on it (posterior)? A 
 only as sure as its least sure character. Low confidence means doubt: the lane turns it
 into a hold for a human, never a guess.
 
+On a small or blurred plate (a 24-pixel-high crop) the province character is a blob to
+the general model: no province gets more than a few hundredths and the best of them is
+often wrong. Measured on the real crops, none of these read it better: the glyph cut out
+where the alignment puts it and read alone (upscaled, sharpened, padded, on a plain plate
+background, several such views combined, or combined with the line), photometric and
+scaling variants of the whole line, and a province classifier over the model's output
+trained on rendered plates (better on renders, not on photos). Such a reading keeps its
+low confidence, and the lane holds it.
+
 Finding plates in a frame starts from the text detector and falls back on colour (GA 36
 plates are blue, yellow or green rectangles of known proportions). Each candidate is
 straightened, its lean undone, read (a yellow double-layer plate as its two lines
