@@ -49,7 +49,7 @@ def test_crops_are_read_as_plates_and_doubt_is_low_confidence(
         assert 0.0 <= r.confidence <= 1.0
         assert r.crop.shape[2] == 3
     exact = sum(r.text == label for r, label in read)
-    assert exact / len(rows) >= 0.90  # a plain engine call reads about 62 %
+    assert exact / len(rows) >= 0.92  # a plain engine call reads about 62 %
     # most crops come from one province: the others must read as well, so that the
     # figure does not rest on favouring the common one
     common = max({label[0] for _, label in read}, key=[lab[0] for _, lab in read].count)
@@ -89,7 +89,7 @@ def test_plates_are_found_in_street_scenes(
         found += bool(here)
         exact += bool(here) and here[0].text == row["plate_text"]
     assert found >= 8
-    assert exact >= 5
+    assert exact >= 6
 
 
 def test_nothing_is_invented_from_images_without_plates(reader: PlateReader) -> None:
