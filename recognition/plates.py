@@ -227,7 +227,7 @@ def _support(
 
 # A province character read less surely than this is read once more, from a view of the
 # plate that ends after the issuing letter (see ``reread_province``).
-PROVINCE_REREAD_BELOW = 0.5
+_PROVINCE_REREAD_BELOW = 0.5
 # Where that view ends: past the issuing letter's centre, in character pitches. The dot
 # follows the letter; ends from 0.4 to 0.7 pitches read alike.
 _PREFIX_END = 0.5
@@ -360,6 +360,8 @@ class PlateReader:
         self.max_candidates = max_candidates
         self.min_plate_score = min_plate_score
         self.beam_width = beam_width
+        # input pixels per output time step: fixed by the model, known after its first run
+        self._step_px = 0.0
 
     # -- recognition ---------------------------------------------------------------
 
@@ -386,14 +388,9 @@ class PlateReader:
         rec = self.engine.recognizer
         ratio = max(min_ratio, *(im.shape[1] / im.shape[0] for im in lines))
         batch = np.stack([rec.resize_norm_img(im, ratio) for im in lines]).astype(np.float32)
-        out = rec.session(batch)
-        return [np.asarray(o, dtype=np.float32) for o in out]
-
-    def _input_size(self, lines: Sequence[Image]) -> tuple[int, int]:
-        """Height and padded width of the recogniser input ``_probs`` builds for ``lines``."""
-        height = int(self.engine.recognizer.rec_image_shape[1])
-        ratio = max(320 / 48, *(im.shape[1] / im.shape[0] for im in lines))
-        return height, int(height * ratio)
+        out = [np.asarray(o, dtype=np.float32) for o in rec.session(batch)]
+        self._step_px = batch.shape[3] / out[0].shape[0]  # the same on every run
+        return out
 
     def _alphabet(self) -> Sequence[str]:
         chars: Sequence[str] = self.engine.recognizer.postprocess_op.character
@@ -438,23 +435,24 @@ class PlateReader:
         the issuing letter (one recogniser batch for all of them)."""
         out = list(decodes)
         alphabet = self._alphabet()
-        height, width = self._input_size(views)
+        height = int(self.engine.recognizer.rec_image_shape[1])
         todo: list[tuple[int, Image]] = []
         for i, (view, p, d) in enumerate(zip(views, probs, decodes, strict=True)):
             # only where the province is what keeps the reading in doubt: the rest is clear
             if (
                 d is None
-                or d.char_confidence[0] >= PROVINCE_REREAD_BELOW
-                or min(d.char_confidence[1:]) < PROVINCE_REREAD_BELOW
+                or d.char_confidence[0] >= _PROVINCE_REREAD_BELOW
+                or min(d.char_confidence[1:]) < _PROVINCE_REREAD_BELOW
             ):
                 continue
             end = province_prefix_end(d, p, alphabet)
             if end is None:
                 continue
-            # step t of the output covers [t, t + 1) * width / T of the resized view
+            # step t covers input pixels [t, t + 1) * step; the view was resized to the
+            # input's height (and fits its padded width)
             h, w = view.shape[:2]
-            resized = min(width, math.ceil(height * w / h))
-            x = round(end * width / p.shape[0] * w / resized)
+            resized = min(p.shape[0] * self._step_px, math.ceil(height * w / h))
+            x = round(end * self._step_px * w / resized) if resized > 0 else 0
             if h // 2 <= x < w:
                 todo.append((i, np.ascontiguousarray(view[:, :x])))
         if todo:
