@@ -17,7 +17,7 @@ from recognition.ctc import (
     prefix_beam_search,
 )
 from recognition.plate_grammar import ALNUM, PROVINCES, SUFFIXES
-from recognition.plates import decode_plate
+from recognition.plates import decode_plate, province_prefix_end, reread_province
 
 # A toy alphabet in the model's shape: column 0 the blank, then characters.
 ALPHABET = ["blank", "皖", "鄂", "A", "B", "1", "2", "3", "O", "·", "M"]
@@ -170,3 +170,69 @@ def test_decode_plate_gives_nothing_for_nothing() -> None:
     probs = np.zeros((20, len(alphabet)), dtype=np.float32)
     probs[:, 0] = 1.0
     assert decode_plate(probs, alphabet) is None
+
+
+def _glyphs(alphabet: list[str], *cells: dict[str, float]) -> np.ndarray:
+    """One step per cell, a blank step after each; the rest of a cell's mass is blank."""
+    col = {c: i for i, c in enumerate(alphabet)}
+    rows = []
+    for cell in cells:
+        row = np.full(len(alphabet), 1e-7)
+        for c, p in cell.items():
+            row[col[c]] = p
+        row[0] = 0.0
+        row[0] = 1.0 - row.sum()
+        blank = np.full(len(alphabet), 1e-7)
+        blank[0] = 1.0 - blank[1:].sum()
+        rows += [row, blank]
+    return np.array(rows, dtype=np.float32)
+
+
+def _line_and_prefix(
+    serial: str, line_province: dict[str, float], prefix_province: dict[str, float]
+) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    alphabet = ["blank", *PROVINCES, *ALNUM.replace("M", ""), *SUFFIXES, "O", "I", "M", "·"]
+    rest = [{c: 0.95} for c in serial]
+    line = _glyphs(alphabet, {**line_province, "M": 0.6}, *rest)
+    prefix = _glyphs(alphabet, {**prefix_province, "M": 0.6}, rest[0])
+    return line, prefix, alphabet
+
+
+def test_a_doubtful_province_is_decided_by_the_line_and_the_short_view_together() -> None:
+    # the line leans to 鄂, the view ending after the letter clearly to 皖: 皖 wins on the
+    # two views' shares; neither saw a province glyph clearly, so the doubt stays
+    line, prefix, alphabet = _line_and_prefix(
+        "A12345", {"鄂": 2e-4, "皖": 1.5e-4}, {"皖": 3e-3, "鄂": 1e-4}
+    )
+    before = decode_plate(line, alphabet)
+    assert before is not None
+    assert before.text == "鄂A12345"
+    after = reread_province(before, line, prefix, alphabet)
+    assert after.text == "皖A12345"
+    assert after.chars[0][0][0] == "皖"
+    assert after.char_confidence[1:] == before.char_confidence[1:]
+    assert after.confidence < 0.05
+
+    # where the short view sees the glyph clearly, the reading is surer than before, but
+    # one clear view of two does not make it sure
+    line, prefix, alphabet = _line_and_prefix("A12345", {"鄂": 2e-4, "皖": 1.5e-4}, {"皖": 0.3})
+    clear = reread_province(before, line, prefix, alphabet)
+    assert clear.text == "皖A12345"
+    assert after.confidence < clear.confidence < 0.5
+
+
+def test_rereading_the_province_keeps_the_plate_grammatical() -> None:
+    # a Hong Kong cross-border plate is 粤Z...港 whatever the short view leans to
+    line, prefix, alphabet = _line_and_prefix("Z1234港", {"粤": 1e-4, "鄂": 1e-4}, {"鄂": 0.3})
+    before = decode_plate(line, alphabet)
+    assert before is not None
+    assert before.text == "粤Z1234港"
+    assert reread_province(before, line, prefix, alphabet).text == "粤Z1234港"
+
+
+def test_the_short_view_ends_half_a_pitch_after_the_letter() -> None:
+    line, _, alphabet = _line_and_prefix("A12345", {"皖": 0.3}, {})
+    got = decode_plate(line, alphabet)
+    assert got is not None
+    # one glyph every two steps: the letter covers step 2, so its centre is at 2.5
+    assert province_prefix_end(got, line, alphabet) == pytest.approx(2.5 + 0.5 * 2)

@@ -49,7 +49,13 @@ def test_crops_are_read_as_plates_and_doubt_is_low_confidence(
         assert 0.0 <= r.confidence <= 1.0
         assert r.crop.shape[2] == 3
     exact = sum(r.text == label for r, label in read)
-    assert exact / len(rows) >= 0.88  # a plain engine call reads about 62 %
+    assert exact / len(rows) >= 0.92  # a plain engine call reads about 62 %
+    # most crops come from one province: the others must read as well, so that the
+    # figure does not rest on favouring the common one
+    common = max({label[0] for _, label in read}, key=[lab[0] for _, lab in read].count)
+    others = [(r, label) for r, label in read if label[0] != common]
+    assert len(others) >= 30
+    assert sum(r.text == label for r, label in others) / len(others) >= 0.90
 
     # what the lane would act on without a human must be right
     sure = [(r, label) for r, label in read if r.confidence >= 0.5]
@@ -58,6 +64,9 @@ def test_crops_are_read_as_plates_and_doubt_is_low_confidence(
     # and most wrong readings say they are in doubt
     wrong = [r for r, label in read if r.text != label]
     assert sum(r.confidence < 0.5 for r in wrong) >= 0.8 * len(wrong)
+    # a province character the model could not make out is doubt, never a confident guess
+    province_only = [r for r, label in read if r.text[0] != label[0] and r.text[1:] == label[1:]]
+    assert all(r.char_confidence[0] < 0.5 and r.confidence < 0.5 for r in province_only)
 
 
 def test_plates_are_found_in_street_scenes(
@@ -80,7 +89,7 @@ def test_plates_are_found_in_street_scenes(
         found += bool(here)
         exact += bool(here) and here[0].text == row["plate_text"]
     assert found >= 8
-    assert exact >= 5
+    assert exact >= 6
 
 
 def test_nothing_is_invented_from_images_without_plates(reader: PlateReader) -> None:
@@ -243,3 +252,27 @@ def test_a_region_of_interest_keeps_frame_coordinates(
     assert x1 <= cx <= x2
     assert y1 <= cy <= y2
     assert reader.find_plates(frame, roi=(0, 0, frame.shape[1], 200)) == []  # sky and trees
+
+
+@pytest.mark.skipif(not NOTO_CJK.exists(), reason="fonts-noto-cjk is not installed")
+def test_every_province_is_read_on_small_rendered_plates(reader: PlateReader) -> None:
+    # the real crops come mostly from one province: renders of all 31, at the size of the
+    # smallest real crops, show that no province is read worse than another
+    from recognition.plate_grammar import PROVINCES
+    from sim.render import PlateKind, render_plate
+
+    serials = ["7K831", "D12345", "4386X"]
+    kinds: list[PlateKind] = ["blue", "green", "yellow"]
+    for i, province in enumerate(PROVINCES):
+        kind = kinds[i % 3]
+        text = province + "ABCDEFGHJKLMNPQRSTUVWXYZ"[i % 24] + serials[i % 3]
+        image = render_plate(text, kind, px_per_mm=1).image
+        width = 110 if kind == "green" else 94
+        small = cv2.resize(
+            image,
+            (width, round(width * image.shape[0] / image.shape[1])),
+            interpolation=cv2.INTER_AREA,
+        )
+        got = reader.read_crop(small)
+        assert got is not None
+        assert (got.text, got.confidence >= 0.5) == (text, True)
