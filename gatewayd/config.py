@@ -14,6 +14,7 @@ from pydantic import Field, field_validator, model_validator
 from drivers import release_note
 from drivers.modbus_io import RelaySettings
 from drivers.settings import Section, invalid
+from gatewayd.central_config import MqttSection
 from gatewayd.judge import READING_KINDS, ReadingKind
 from gatewayd.tomlfile import load_model, parse_model
 
@@ -142,6 +143,9 @@ class LaneConfig(Section):
         default_factory=dict, description="Extra or overriding profiles by name."
     )
     devices: DevicesSection = DevicesSection()
+    mqtt: MqttSection | None = Field(
+        None, description="Link to central's MQTT broker (gatewayd.link); absent: no link."
+    )
 
     @property
     def profile(self) -> ProfileSection:
