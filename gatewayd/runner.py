@@ -9,7 +9,7 @@ import signal
 
 from drivers.modbus_io import RelayIO
 from gatewayd.config import LaneConfig
-from gatewayd.daemon import Lane
+from gatewayd.daemon import Lane, LaneLink
 from gatewayd.sources import ReadingSource
 
 log = logging.getLogger(__name__)
@@ -29,9 +29,18 @@ def build_sources(config: LaneConfig) -> list[ReadingSource]:
     return sources
 
 
+def build_link(config: LaneConfig) -> LaneLink | None:
+    """The central link the config's [mqtt] section asks for, if any."""
+    if config.mqtt is None:
+        return None
+    from gatewayd.link import CentralLink
+
+    return CentralLink(config)
+
+
 async def run_lane(config: LaneConfig) -> None:
     """Run until SIGINT or SIGTERM."""
-    lane = Lane(config, RelayIO(config.relay), build_sources(config))
+    lane = Lane(config, RelayIO(config.relay), build_sources(config), link=build_link(config))
     task = asyncio.create_task(lane.run(), name="lane")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
