@@ -14,7 +14,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -140,6 +140,7 @@ class Report:
     results: list[VehicleResult]
     collisions: int
     elapsed_s: float
+    central: dict[str, Any] | None = None  # with a broker: what central received
 
     def summary(self) -> dict[str, Any]:
         """The figures `gatewayd sim --json` prints as its last line."""
@@ -158,6 +159,7 @@ class Report:
                 "max": round(ms[-1], 2) if ms else None,
             },
             "pass_s": {"p50": _pct(lane, 50), "p95": _pct(lane, 95)},
+            **({"central": self.central} if self.central is not None else {}),
         }
 
 
@@ -203,8 +205,15 @@ async def simulate(
     fast: bool = False,
     workdir: Path | None = None,
     on_result: Callable[[VehicleResult], None] = lambda r: None,
+    broker: tuple[str, int] | None = None,
+    after_traffic: Callable[[], Awaitable[None]] | None = None,
 ) -> Report:
-    """Run the scenario's traffic through a lane on simulated hardware."""
+    """Run the scenario's traffic through a lane on simulated hardware.
+
+    With ``broker`` the lane is linked to a simulated central through that MQTT broker
+    (sim.central_server); ``after_traffic`` runs once the last vehicle is done, before the
+    run waits for central to have every pass.
+    """
     timing = SimTiming(FAST_SCALE if fast else 1.0)
     central = SimCentral(hashlib.sha256(f"central-{seed}".encode()).digest())
     start = time.time()
@@ -234,23 +243,40 @@ async def simulate(
         port = await relay.start()
         config = sim_config(scenario, central.public_key, ledger_path, port, timing)
         seed_ledger(ledger_path, scenario, start)
+        site, link, central_report = None, None, None
+        if broker is not None:
+            from sim.central_server import SiteRun
+
+            site = SiteRun(central, *broker, config.lane.site)
+            config = site.configure(config)
+            await site.start(ledger_path)
+            from gatewayd.link import CentralLink
+
+            link = CentralLink(config)
         lane = Lane(
             config,
             RelayIO(config.relay),
             list(sources.values()),
             display=SimDisplay(),
             observer=traffic,
+            link=link,
         )
         lane_task = asyncio.create_task(lane.run(), name="lane")
         try:
             await lane.ready.wait()
             results = await traffic.run(scenario.vehicles)
+            if after_traffic is not None:
+                await after_traffic()
+            if site is not None:
+                central_report = await site.finish(lane)
         finally:
             lane_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await lane_task
             await relay.close()
-    return Report(results, relay.collisions, time.monotonic() - started)
+            if site is not None:
+                await site.close()
+    return Report(results, relay.collisions, time.monotonic() - started, central_report)
 
 
 def print_report(report: Report, out: TextIO, *, as_json: bool) -> None:
@@ -264,6 +290,14 @@ def print_report(report: Report, out: TextIO, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(s, ensure_ascii=False), file=out)
         return
+    c = s.get("central")
+    if c is not None:
+        print(
+            f"central: {c['delivered']} of {c['passes']} passes delivered, {c['missing']} "
+            f"missing, {c['duplicates_discarded']} redeliveries discarded, {c['alerts']} alerts; "
+            f"lane applied {c['deltas_applied']} deltas, in sync: {c['ledger_synced']}",
+            file=out,
+        )
     d, p = s["decision_ms"], s["pass_s"]
     print(
         f"{s['vehicles']} vehicles in {report.elapsed_s:.1f} s: {s['release']} released, "
