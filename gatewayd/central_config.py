@@ -73,6 +73,9 @@ class MqttSection(Section):
     status_interval_s: float = Field(
         60.0, gt=0, le=3600, description="How often the retained status is refreshed."
     )
+    resync_grace_s: float = Field(
+        1.0, gt=0, le=600, description="Ask for a resync when a gap has not narrowed this long."
+    )
     resync_timeout_s: float = Field(
         5.0, gt=0, le=600, description="Ask again when a resync is not answered by then."
     )

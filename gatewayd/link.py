@@ -65,6 +65,26 @@ HEALTHY_AFTER_S = 5.0  # a session that lasted this long resets the backoff
 RECEIVE_BATCH = 64  # messages handled (and their deltas committed) together
 
 
+class Inbox(asyncio.Queue[aiomqtt.Message]):
+    """The client's bounded incoming queue. A message that does not fit is dropped without
+    being acknowledged and counted; the session is then restarted, and the broker sends every
+    unacknowledged message again (Mosquitto 2.0 does not hold back QoS 1 messages to a client
+    that acknowledges late, so the queue can fill)."""
+
+    dropped = 0
+
+    def put_nowait(self, item: aiomqtt.Message) -> None:
+        """Queue a message, or count it dropped (aiomqtt catches the QueueFull)."""
+        if self.full():
+            self.dropped += 1
+            raise asyncio.QueueFull
+        super().put_nowait(item)
+
+
+class InboxOverflow(aiomqtt.MqttError):
+    """Messages were dropped by the bounded queue: reconnect at once to have them again."""
+
+
 class LaneHost(Protocol):
     """What the link needs of the lane it serves (gatewayd.daemon.Lane)."""
 
@@ -96,6 +116,7 @@ class LinkStats:
     neighbour_passes: int = 0
     commands: int = 0
     resync_requests: int = 0
+    overflows: int = 0  # sessions restarted because the incoming queue was full
     published: int = 0  # outbox rows acknowledged by the broker
     max_delivery_s: float = 0.0  # row written -> PUBACK, the longest seen
     puback_ms: deque[float] = field(default_factory=lambda: deque(maxlen=1000))  # the latest
@@ -109,6 +130,7 @@ class LinkStats:
             "neighbour_passes": self.neighbour_passes,
             "commands": self.commands,
             "resync_requests": self.resync_requests,
+            "overflows": self.overflows,
             "published": self.published,
             "max_delivery_s": round(self.max_delivery_s, 3),
         }
@@ -216,6 +238,7 @@ class CentralLink:
         self.stats = LinkStats()
         self.connected = asyncio.Event()  # set while a session is up (tests and status wait on it)
         self.replica: Replica | None = None
+        self._opened: float | None = None  # when the current session's connection opened
         self._password = s.secret()
         self._wake = asyncio.Event()
         self._gap = asyncio.Event()
@@ -268,6 +291,7 @@ class CentralLink:
             keepalive=s.keepalive_s,
             will=aiomqtt.Will(self.topics.status, offline, qos=1, retain=True),
             max_queued_incoming_messages=s.incoming_queue,
+            queue_type=Inbox,
             max_inflight_messages=s.inflight,
             timeout=s.connect_timeout_s,  # CONNACK and SUBACK; publishes give their own
             logger=_PAHO,
@@ -284,15 +308,17 @@ class CentralLink:
     async def _connection(self, lane: LaneHost) -> None:
         s = self.settings
         where = f"{s.host}:{s.effective_port}"
+        me = asyncio.current_task()
         while True:
-            opened: float | None = None
+            self._opened = None
+            attempt = asyncio.create_task(self._attempt(lane, where), name="link:session")
+            quick = False
             try:
-                async with self._client() as client:
-                    opened = time.monotonic()
-                    self.stats.connects += 1
-                    self._set("up", where)
-                    self.connected.set()
-                    await self._session(client, lane)
+                await attempt
+            except InboxOverflow as exc:
+                log.info("central link: %s; reconnecting", exc)
+                self.stats.overflows += 1
+                quick = True
             except aiomqtt.MqttError as exc:
                 self._set("down", f"{where}: {exc or type(exc).__name__}")
             except Exception as exc:  # a fault in the link must never stop the lane
@@ -300,13 +326,31 @@ class CentralLink:
                 self._set("down", f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
-            if _stopping():
-                # a cancellation that arrived while aiomqtt was disconnecting can come out as an
-                # MqttError ("Operation timed out"): it must still end the link
+            if me is not None and me.cancelling():
+                # On 3.11 a cancellation that meets a finishing wait_for (in aiomqtt's connect
+                # or disconnect) comes out as that wait's own result or error. This task
+                # hosts no TaskGroup (the session runs in its own task), so its cancel count
+                # is only ever raised by someone stopping the link.
                 raise asyncio.CancelledError
+            opened = self._opened
             if opened is not None and time.monotonic() - opened >= HEALTHY_AFTER_S:
                 self.backoff.reset()
-            await asyncio.sleep(self.backoff.next())
+            await asyncio.sleep(0 if quick else self.backoff.next())
+
+    async def _attempt(self, lane: LaneHost, where: str) -> None:
+        """One connection: connect, run the session until it fails, disconnect."""
+        client = self._client()
+        await client.__aenter__()  # connect (raises MqttError when it cannot)
+        try:
+            self._opened = time.monotonic()
+            self.stats.connects += 1
+            self._set("up", where)
+            self.connected.set()
+            await self._session(client, lane)
+        finally:
+            # not `async with`: aiomqtt's exit can turn a cancellation into an MqttError
+            with contextlib.suppress(aiomqtt.MqttError):
+                await client.__aexit__(None, None, None)
 
     async def _session(self, client: aiomqtt.Client, lane: LaneHost) -> None:
         try:
@@ -327,9 +371,8 @@ class CentralLink:
             # the lane is stopping: say so, as the last will would if the lane just vanished
             with contextlib.suppress(Exception):
                 offline = lane_message("status", self.site, self.lane_id, state="offline")
-                await asyncio.wait_for(
-                    client.publish(self.topics.status, offline, qos=1, retain=True), 1.0
-                )
+                async with asyncio.timeout(1.0):
+                    await client.publish(self.topics.status, offline, qos=1, retain=True)
             raise
         except BaseExceptionGroup as group:
             lost = _first(group, aiomqtt.MqttError)
@@ -341,6 +384,7 @@ class CentralLink:
 
     async def _receive(self, client: aiomqtt.Client, lane: LaneHost) -> None:
         messages = client.messages
+        inbox = client._queue
         while True:
             batch = [await anext(messages)]
             while len(messages) and len(batch) < RECEIVE_BATCH:
@@ -349,6 +393,8 @@ class CentralLink:
             for message in batch:
                 if message.qos > 0:
                     client._client.ack(message.mid, message.qos)
+            if isinstance(inbox, Inbox) and inbox.dropped and not len(messages):
+                raise InboxOverflow(f"{inbox.dropped} incoming messages did not fit the queue")
 
     async def _handle(
         self, client: aiomqtt.Client, lane: LaneHost, batch: list[aiomqtt.Message]
@@ -505,8 +551,9 @@ class CentralLink:
             self._wake.clear()
             rows = await lane.in_ledger(lane.ledger.outbox_pending, s.publish_batch)
             if not rows:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), 1.0)  # a poll as a safety net
+                with contextlib.suppress(TimeoutError):  # a poll as a safety net
+                    async with asyncio.timeout(1.0):
+                        await self._wake.wait()
                 continue
             acked: list[int] = []
             created = {r.seq: r.created_at for r in rows}
@@ -563,26 +610,29 @@ class CentralLink:
             await client.publish(self.topics.status, status, qos=1, retain=True)
 
     async def _ask_resync(self, client: aiomqtt.Client) -> None:
-        """Ask central for what follows the applied sequence while a gap lasts: at once when it
-        opens, then again each ``resync_timeout_s`` in which nothing was applied."""
-        timeout = self.settings.resync_timeout_s
-        asked_at, asked_from = -math.inf, -1
+        """Ask central for what follows the applied sequence when a gap has not narrowed for
+        ``resync_grace_s`` (redeliveries usually fill it first), and again each
+        ``resync_timeout_s`` in which nothing was applied."""
+        s = self.settings
+        asked_at = -math.inf
+        progress_at, seen = time.monotonic(), -1
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._gap.wait(), min(1.0, timeout))
+                async with asyncio.timeout(min(0.2, s.resync_grace_s)):
+                    await self._gap.wait()
             self._gap.clear()
             replica = self.replica
-            if replica is None or not replica.gap:
-                asked_at, asked_from = -math.inf, -1
-                continue
             now = time.monotonic()
-            if replica.applied != asked_from and asked_from >= 0:
-                # answers are arriving: give them time before asking again
-                asked_at, asked_from = now, replica.applied
+            if replica is None or not replica.gap:
+                asked_at, seen = -math.inf, -1
                 continue
-            if now - asked_at < timeout:
-                continue
-            asked_at, asked_from = now, replica.applied
+            if replica.applied != seen:
+                progress_at, seen = now, replica.applied
+            if now - progress_at < s.resync_grace_s:
+                continue  # deltas are still arriving
+            if asked_at > progress_at and now - asked_at < s.resync_timeout_s:
+                continue  # asked since the last progress: give central time to answer
+            asked_at = now
             self.stats.resync_requests += 1
             request = lane_message(
                 "resync",
@@ -635,11 +685,6 @@ def _first(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
         elif isinstance(exc, kind):
             return exc
     return None
-
-
-def _stopping() -> bool:
-    task = asyncio.current_task()
-    return task is not None and task.cancelling() > 0
 
 
 def _code(code: object) -> int:

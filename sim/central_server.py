@@ -27,6 +27,7 @@ from gatewayd.central_config import MqttSection
 from gatewayd.config import LaneConfig
 from gatewayd.envelope import SCHEMA, seal_central
 from gatewayd.ledger import Ledger
+from gatewayd.link import Inbox, InboxOverflow
 from gatewayd.sync import NoteBody
 from sim.central import SimCentral
 
@@ -85,6 +86,7 @@ class SimCentralServer:
         self.outbox_seqs: dict[str, set[int]] = defaultdict(set)
         self.connected = asyncio.Event()
         self._client: aiomqtt.Client | None = None
+        self._opened: float | None = None
         self._wake = asyncio.Event()
         self._changed = asyncio.Event()
         self._resync_queue: asyncio.Queue[tuple[str, int]] = asyncio.Queue(1000)
@@ -250,7 +252,8 @@ class SimCentralServer:
                 return False
             self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), min(left, 0.2))
+                async with asyncio.timeout(min(left, 0.2)):
+                    await self._changed.wait()
         return True
 
     def outbox_gaps(self, lane: str) -> list[int]:
@@ -339,54 +342,78 @@ class SimCentralServer:
 
     async def run(self) -> None:
         """Stay connected (reconnecting with backoff) until cancelled."""
+        me = asyncio.current_task()
         while True:
-            opened: float | None = None
+            self._opened = None
+            attempt = asyncio.create_task(self._attempt(), name="central:session")
+            quick = False
             try:
-                client = aiomqtt.Client(
-                    self.host,
-                    self.port,
-                    identifier=self.client_id,
-                    clean_session=False,
-                    keepalive=10,
-                    max_queued_incoming_messages=1000,
-                    timeout=5,
-                    logger=_PAHO,
-                )
-                client.pending_calls_threshold = 1000
-                client._client.manual_ack_set(True)
-                async with client:
-                    opened = time.monotonic()
-                    await client.subscribe(
-                        [
-                            (f"{self.base}/+/{kind}", 1)
-                            for kind in ("pass", "alert", "status", "resync")
-                        ]
-                    )
-                    self._client = client
-                    self.connected.set()
-                    async with asyncio.TaskGroup() as tg:
-                        tg.create_task(self._receive(client), name="central:receive")
-                        tg.create_task(self._publish(client), name="central:publish")
-                        tg.create_task(self._answer_resyncs(client), name="central:resync")
+                await attempt
+            except* InboxOverflow:
+                quick = True  # the broker sends the dropped messages again
             except* aiomqtt.MqttError as group:
                 log.info("central: broker connection lost: %s", group.exceptions[0])
-            finally:
-                self._client = None
-                self.connected.clear()
-            task = asyncio.current_task()
-            if task is not None and task.cancelling():
-                raise asyncio.CancelledError  # even if aiomqtt turned it into an MqttError
-            if opened is not None and time.monotonic() - opened > 2:
+            if me is not None and me.cancelling():  # see CentralLink._connection
+                raise asyncio.CancelledError
+            if self._opened is not None and time.monotonic() - self._opened > 2:
                 self.backoff.reset()
-            await asyncio.sleep(self.backoff.next())
+            await asyncio.sleep(0 if quick else self.backoff.next())
+
+    async def register(self) -> None:
+        """Connect once, subscribe, and leave: the broker keeps central's persistent session and
+        queues the lanes' messages for it from now on, even while central is away. (A broker
+        that never saw central's session drops what lanes publish before central connects.)"""
+        client = self._new_client()
+        async with client:
+            await client.subscribe(self._subscriptions())
+
+    def _subscriptions(self) -> list[tuple[str, int]]:
+        return [(f"{self.base}/+/{kind}", 1) for kind in ("pass", "alert", "status", "resync")]
+
+    def _new_client(self) -> aiomqtt.Client:
+        client = aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=self.client_id,
+            clean_session=False,
+            keepalive=10,
+            max_queued_incoming_messages=1000,
+            queue_type=Inbox,
+            timeout=5,
+            logger=_PAHO,
+        )
+        client.pending_calls_threshold = 1000
+        client._client.manual_ack_set(True)
+        return client
+
+    async def _attempt(self) -> None:
+        client = self._new_client()
+        await client.__aenter__()
+        try:
+            self._opened = time.monotonic()
+            await client.subscribe(self._subscriptions())
+            self._client = client
+            self.connected.set()
+            async with asyncio.TaskGroup() as tg:
+                tg.create_task(self._receive(client), name="central:receive")
+                tg.create_task(self._publish(client), name="central:publish")
+                tg.create_task(self._answer_resyncs(client), name="central:resync")
+        finally:
+            self._client = None
+            self.connected.clear()
+            with contextlib.suppress(aiomqtt.MqttError):  # see CentralLink._attempt
+                await client.__aexit__(None, None, None)
 
     async def _receive(self, client: aiomqtt.Client) -> None:
+        inbox = client._queue
         async for message in client.messages:
             payload = message.payload
             if isinstance(payload, bytes | bytearray):
                 self._on_message(message.topic.value, bytes(payload))
             if message.qos > 0:
                 client._client.ack(message.mid, message.qos)
+            if isinstance(inbox, Inbox) and inbox.dropped and not len(client.messages):
+                raise InboxOverflow(f"{inbox.dropped} messages dropped")
 
     async def _publish(self, client: aiomqtt.Client) -> None:
         await self._publish_head(client)
@@ -484,6 +511,10 @@ class SiteRun:
         """Central takes the seeded documents and connects (or keeps trying to)."""
         await asyncio.to_thread(self.central.adopt_ledger, ledger_path)
         self._task = asyncio.create_task(self.central.run(), name="central")
+        # with a broker up, let central's session exist before the lane publishes anything
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(2.0):
+                await self.central.connected.wait()
 
     async def finish(self, lane: Any, within_s: float = 30.0) -> dict[str, Any]:
         """Wait until central has every pass the lane wrote and the lane has central's

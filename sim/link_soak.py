@@ -118,7 +118,7 @@ async def soak(
     kills: int = 5,
     *,
     seed: int = 1,
-    rate: float = 80.0,
+    rate: float = 50.0,
     workdir: Path | None = None,
     say: Callable[[str], None] = lambda text: None,
     settle_s: float = 60.0,
@@ -167,7 +167,7 @@ async def soak(
                     marks.pop(0)
                     event = events.pop(0)
                     if event == "outage":
-                        down = rng.uniform(0.2, 1.5)
+                        down = rng.uniform(0.2, 1.0)
                         say(f"at {written} passes: broker down for {down:.1f} s")
                         await asyncio.to_thread(broker.stop)
                         await asyncio.sleep(down)
