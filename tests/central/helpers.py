@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -33,6 +34,7 @@ def mqtt_settings(port: int, **overrides: Any) -> dict[str, Any]:
         "resync_timeout_s": 1.0,
         "housekeeping_s": 0.2,
         "keepalive_s": 5,
+        "connect_timeout_s": 2.0,
         **overrides,
     }
 
@@ -104,8 +106,8 @@ async def running(lane: Lane) -> AsyncIterator[Lane]:
         yield lane
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert done, "the lane did not stop within 20 s of being cancelled:\n" + _stacks()
 
 
 @contextlib.asynccontextmanager
@@ -118,8 +120,15 @@ async def serving(central: SimCentralServer, *, connected: bool = True) -> Async
         yield
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert done, "central did not stop within 20 s of being cancelled"
+
+
+def _stacks() -> str:
+    out = io.StringIO()
+    for t in asyncio.all_tasks():
+        t.print_stack(file=out)
+    return out.getvalue()
 
 
 async def eventually(

@@ -118,7 +118,7 @@ async def test_deltas_published_while_the_lane_is_away_wait_in_its_persistent_se
             assert link.stats.resync_requests == 0  # they came from the session, not a resync
             plates, _ = await lane.in_ledger(lane.ledger.watchlist)
             assert len(plates) == 25
-            assert len(lane.core.policy.watch_plates) == 25  # the core was told
+            await eventually(lambda: len(lane.core.policy.watch_plates) == 25, what="core told")
 
 
 @pytest.mark.parametrize("snapshot", [False, True], ids=["deltas", "snapshot"])

@@ -112,8 +112,8 @@ async def site(tmp: Path, broker: Broker) -> AsyncIterator[Site]:
             yield s
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        done, _ = await asyncio.wait({task}, timeout=20)
+        assert done, "the lane did not stop within 20 s of being cancelled"
         await relay.close()
 
 
