@@ -129,7 +129,8 @@ async def test_a_lane_without_the_right_credentials_does_not_connect(
         tls = {"ca_file": str(ca.path), "cert_file": str(cert), "key_file": str(key)}
     elif case == "plain-tcp":
         tls = None
-    lane = make_lane(tmp_path, broker.port, new_central(broker.port), tls=tls)
+    central = new_central(broker.port)
+    lane = make_lane(tmp_path, broker.port, central, tls=tls, connect_timeout_s=0.5)
     async with running(lane):
         link = link_of(lane)
         await eventually(lambda: link.health.state == "down", what="refused")
