@@ -1,8 +1,10 @@
 """Central link figures, through a real Mosquitto on loopback.
 
 Run: ``python -m bench.central_link`` prints how many ledger deltas a lane applies per second
-(straight into the ledger, and through the broker) and how long a pass takes from its commit to
-central (and the broker's PUBACK); about 20 s.
+(one by one straight into the ledger, and through the broker, where the link commits what
+arrives together in one transaction), how long a pass takes from its commit to central (and to
+the broker's PUBACK), and from a release at one lane to its note being used at the neighbour;
+about 25 s.
 
 ``python -m bench.central_link --passes 1000 --outages 10 --kills 5 --json`` runs the soak
 instead (sim.link_soak: the lane process killed with SIGKILL, the broker stopped and started),
@@ -47,7 +49,7 @@ def _ops(i: int) -> list[dict[str, Any]]:
 
 
 def deltas_into_ledger(work: Path, count: int) -> float:
-    """Signed deltas checked and applied one transaction each (synchronous=FULL)."""
+    """Signed deltas checked and applied one by one, a transaction (an fsync) each."""
     central = SimCentralServer(SIGNER, "site-1", "127.0.0.1", 1)
     for i in range(count):
         central.change(_ops(i))
@@ -125,6 +127,46 @@ async def through_broker(work: Path, broker: Broker, deltas: int, passes: int) -
     }
 
 
+async def neighbour(work: Path, broker: Broker, samples: int) -> dict[str, float]:
+    """From a release committed at one lane to its note being used in the neighbour's ledger."""
+    central = SimCentralServer(SIGNER, "site-1", "127.0.0.1", broker.port)
+    central.change(site_documents(samples))
+    lanes = []
+    for lane_id in ("lane-01", "lane-02"):
+        path = work / f"n-{lane_id}.db"
+        ledger = Ledger(path)
+        install(ledger, central.seq, central.snapshot_ops())
+        ledger.close()
+        mqtt = {"host": "127.0.0.1", "port": broker.port}
+        lanes.append(headless_lane(headless_config(path, SIGNER.public_key, mqtt, lane_id)))
+    a, b = lanes
+    tasks = [asyncio.create_task(lane.run()) for lane in lanes]
+    times = []
+    try:
+        for lane in lanes:
+            await lane.ready.wait()
+            assert isinstance(lane.link, CentralLink)
+            await asyncio.wait_for(lane.link.connected.wait(), 10)
+        await asyncio.sleep(0.5)
+        for i in range(samples):
+            started = time.monotonic()
+            await a.in_ledger(a.ledger.commit_pass, release(i, "lane-01"))
+            assert a.link is not None
+            a.link.outbox_changed()
+            while True:
+                docs = await b.in_ledger(b.ledger.load_note, f"N{i:05d}")
+                if docs is not None and docs.status == "used":
+                    break
+                await asyncio.sleep(0.001)
+            times.append((time.monotonic() - started) * 1000)
+            await asyncio.sleep(0.02)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.wait(tasks, timeout=20)
+    return _summary(times)
+
+
 def _summary(values: list[float]) -> dict[str, float]:
     values = sorted(values)
     q = statistics.quantiles(values, n=100, method="inclusive")
@@ -138,7 +180,8 @@ async def figures(deltas: int, passes: int) -> dict[str, Any]:
         direct = await asyncio.to_thread(deltas_into_ledger, work, deltas)
         with Broker(work / "broker") as broker:
             linked = await through_broker(work, broker, deltas, passes)
-    return {"deltas_per_s_ledger": round(direct), **linked}
+            used_next_door = await neighbour(work, broker, 100)
+    return {"deltas_per_s_ledger": round(direct), **linked, "neighbour_ms": used_next_door}
 
 
 def main() -> None:
@@ -171,6 +214,8 @@ def main() -> None:
     p, a = out["pass_to_central_ms"], out["puback_ms"]
     print(f"pass commit -> central (ms): p50 {p['p50']}  p95 {p['p95']}  max {p['max']}")
     print(f"publish -> PUBACK (ms):      p50 {a['p50']}  p95 {a['p95']}  max {a['max']}")
+    n = out["neighbour_ms"]
+    print(f"release -> note used next door (ms): p50 {n['p50']}  p95 {n['p95']}  max {n['max']}")
     if args.json:
         print(json.dumps(out))
 

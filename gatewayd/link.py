@@ -24,6 +24,7 @@ import contextlib
 import functools
 import logging
 import math
+import socket
 import sqlite3
 import ssl
 import time
@@ -297,6 +298,8 @@ class CentralLink:
             logger=_PAHO,
             tls_params=tls_params,
             tls_insecure=None if s.tls is None else not s.tls.server_name_check,
+            # a pass is a small packet: without this, Nagle holds it behind an unacknowledged one
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         client.pending_calls_threshold = s.publish_batch + 20
         # Acknowledge each message only once handled (see _receive): a lane killed mid-message

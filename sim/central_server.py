@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import socket
 import time
 import uuid
 from collections import defaultdict
@@ -381,6 +382,7 @@ class SimCentralServer:
             queue_type=Inbox,
             timeout=5,
             logger=_PAHO,
+            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
         client.pending_calls_threshold = 1000
         client._client.manual_ack_set(True)

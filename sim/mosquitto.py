@@ -89,6 +89,7 @@ class Broker:
             f"allow_anonymous {'false' if self.password_file else 'true'}",
             f"max_queued_messages {self.max_queued_messages}",
             "max_inflight_messages 20",
+            "set_tcp_nodelay true",
             f"log_dest file {self.log_path}",
             "log_type error",
             "log_type warning",
