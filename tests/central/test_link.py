@@ -320,3 +320,23 @@ async def test_a_growing_outbox_raises_one_alert(tmp_path: Path, broker: Broker)
         await eventually(one, 5, "backlog alert")
         await asyncio.sleep(0.5)
         assert len(await backlog_alerts()) == 1  # once, not every round
+
+
+async def test_subscriptions_are_renewed_when_the_broker_forgot_them(tmp_path: Path) -> None:
+    broker = Broker(tmp_path / "volatile", persistence=False)
+    broker.start()
+    try:
+        central = new_central(broker.port)
+        lane = make_lane(tmp_path, broker.port, central)
+        async with serving(central), running(lane):
+            link = link_of(lane)
+            await eventually(link.connected.is_set)
+            await asyncio.to_thread(broker.stop)
+            await asyncio.to_thread(broker.start)  # no sessions, no subscriptions, no head
+            await eventually(lambda: link.stats.connects >= 2, what="lane back")
+            await eventually(central.connected.is_set, what="central back")
+            await asyncio.sleep(0.2)
+            central.change([{"op": "watch.add", "kind": "plate", "value": "沪R00001"}])
+            await eventually(lambda: "沪R00001" in lane.core.policy.watch_plates, 5)
+    finally:
+        broker.kill()
