@@ -629,53 +629,64 @@ class Ledger:
         taken), ``"recorded"`` (nothing to write off), ``"used"`` (note marked used here) or
         ``"double"`` (this lane had already released the same note: a double write-off).
         """
-        at = time.time() if now is None else now
+        with self._transaction():
+            # a savepoint, so that a failure inside a batch (``batch``) undoes only this pass
+            self.conn.execute("SAVEPOINT site_pass")
+            try:
+                result = self._apply_site_pass(key, record, time.time() if now is None else now)
+            except BaseException:
+                self.conn.execute("ROLLBACK TO site_pass")
+                self.conn.execute("RELEASE site_pass")
+                raise
+            self.conn.execute("RELEASE site_pass")
+            return result
+
+    def _apply_site_pass(self, key: str, record: dict[str, Any], at: float) -> str:
         pass_id = str(record["pass_id"])
         note_id = record.get("note_id")
-        with self._transaction():
-            seen = self.conn.execute("SELECT 1 FROM site_passes WHERE key = ?", (key,)).fetchone()
-            if seen is not None:
-                return "seen"
-            self.conn.execute(
-                "INSERT INTO site_passes VALUES (?, ?, ?, ?, ?, ?)",
-                (key, pass_id, str(record["lane"]), note_id, str(record["decision"]), at),
-            )
-            if record["decision"] != Outcome.RELEASE.value or not note_id:
-                return "recorded"
-            row = self.conn.execute(
-                "SELECT status, used_by FROM notes WHERE note_id = ?", (note_id,)
-            ).fetchone()
-            if row is not None and row[0] == "used":
-                own = row[1] is not None and row[1] != pass_id and self._existing_pass(row[1])
-                return "double" if own else "recorded"
-            self.conn.execute(
-                "UPDATE notes SET status = 'used', used_by = ?, updated_at = ? "
-                "WHERE note_id = ? AND status = 'active'",
-                (pass_id, at, note_id),
-            )
-            confirmed = self.conn.execute(
-                "SELECT 1 FROM confirmed_passes WHERE pass_id = ?", (pass_id,)
-            ).fetchone()
-            if confirmed is None:
-                for w in record.get("write_off") or ():
-                    book, line, quantity = str(w["book"]), int(w["line"]), float(w["quantity"])
-                    self.conn.execute(
-                        "UPDATE book_lines SET remaining = MAX(0, remaining - ?) "
-                        "WHERE book_id = ? AND line_no = ?",
-                        (quantity, book, line),
-                    )
-                    self.conn.execute(
-                        "INSERT OR IGNORE INTO pending_draws VALUES (?, ?, ?, ?)",
-                        (pass_id, book, line, quantity),
-                    )
-            trip_id = record.get("trip_id")
-            if trip_id:
+        seen = self.conn.execute("SELECT 1 FROM site_passes WHERE key = ?", (key,)).fetchone()
+        if seen is not None:
+            return "seen"
+        self.conn.execute(
+            "INSERT INTO site_passes VALUES (?, ?, ?, ?, ?, ?)",
+            (key, pass_id, str(record["lane"]), note_id, str(record["decision"]), at),
+        )
+        if record["decision"] != Outcome.RELEASE.value or not note_id:
+            return "recorded"
+        row = self.conn.execute(
+            "SELECT status, used_by FROM notes WHERE note_id = ?", (note_id,)
+        ).fetchone()
+        if row is not None and row[0] == "used":
+            own = row[1] is not None and row[1] != pass_id and self._existing_pass(row[1])
+            return "double" if own else "recorded"
+        self.conn.execute(
+            "UPDATE notes SET status = 'used', used_by = ?, updated_at = ? "
+            "WHERE note_id = ? AND status = 'active'",
+            (pass_id, at, note_id),
+        )
+        confirmed = self.conn.execute(
+            "SELECT 1 FROM confirmed_passes WHERE pass_id = ?", (pass_id,)
+        ).fetchone()
+        if confirmed is None:
+            for w in record.get("write_off") or ():
+                book, line, quantity = str(w["book"]), int(w["line"]), float(w["quantity"])
                 self.conn.execute(
-                    "UPDATE trips SET status = 'closed', closed_by = ? "
-                    "WHERE trip_id = ? AND status = 'open'",
-                    (pass_id, trip_id),
+                    "UPDATE book_lines SET remaining = MAX(0, remaining - ?) "
+                    "WHERE book_id = ? AND line_no = ?",
+                    (quantity, book, line),
                 )
-            return "used"
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO pending_draws VALUES (?, ?, ?, ?)",
+                    (pass_id, book, line, quantity),
+                )
+        trip_id = record.get("trip_id")
+        if trip_id:
+            self.conn.execute(
+                "UPDATE trips SET status = 'closed', closed_by = ? "
+                "WHERE trip_id = ? AND status = 'open'",
+                (pass_id, trip_id),
+            )
+        return "used"
 
     def record_command(
         self,

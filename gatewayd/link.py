@@ -303,8 +303,8 @@ class CentralLink:
         )
         client.pending_calls_threshold = s.publish_batch + 20
         # Acknowledge each message only once handled (see _receive): a lane killed mid-message
-        # is sent it again, and the broker's in-flight limit keeps the bounded queue from
-        # overflowing. aiomqtt does not expose the option, paho does.
+        # is sent it again, and so is one the bounded queue had to drop (Inbox), after the
+        # reconnect that follows. aiomqtt does not expose the option, paho does.
         client._client.manual_ack_set(True)
         return client
 
@@ -476,7 +476,12 @@ class CentralLink:
             raise Refused(Refusal.MALFORMED, f"{message.type} message without its record")
         ident = record.override_id if message.type == "override" else record.pass_id
         key = f"{message.type}:{ident}"
-        result = ledger.apply_site_pass(key, record.model_dump())
+        try:
+            result = ledger.apply_site_pass(key, record.model_dump())
+        except sqlite3.Error as exc:  # undone; refusing it keeps it from coming back forever
+            raise Refused(
+                Refusal.MALFORMED, f"pass {record.pass_id} cannot be taken: {exc}"
+            ) from exc
         detail = f"{record.pass_id} at {record.lane} used note {record.note_id}"
         return _Handled("pass", site_pass=result, detail=detail)
 
@@ -674,7 +679,7 @@ class CentralLink:
                 )
                 if pruned:
                     log.info("pruned %d delivered outbox rows", pruned)
-            except sqlite3.Error:
+            except Exception:  # never stop the lane over it; try again next round
                 log.exception("outbox housekeeping failed")
             await asyncio.sleep(s.housekeeping_s)
 
