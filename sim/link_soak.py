@@ -144,6 +144,7 @@ async def soak(
             "resync_timeout_s": 2.0,
             "housekeeping_s": 2.0,
             "keepalive_s": 5,
+            "connect_timeout_s": 2.0,
         }
         config_path = workdir / "lane.json"
         config = headless_config(ledger_path, signer.public_key, mqtt)
