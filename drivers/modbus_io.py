@@ -194,8 +194,11 @@ class _RelayConnection:
             wait = next_poll - time.monotonic()
             if wait > 0 and io._queue.empty():
                 io._wake.clear()
+                # asyncio.timeout, not wait_for: on 3.11 wait_for can turn a cancellation
+                # that meets the timeout into a TimeoutError, and the lane would never stop
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(io._wake.wait(), wait)
+                    async with asyncio.timeout(wait):
+                        await io._wake.wait()
 
     async def _serve_commands(self) -> None:
         q = self.io._queue

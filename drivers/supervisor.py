@@ -140,6 +140,11 @@ class Supervisor(Generic[R]):
             except (OSError, DriverError, TimeoutError, EOFError) as exc:
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 self._set("down", detail)
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # On 3.11 a cancellation that meets a finishing wait_for (pymodbus connects
+                    # with one) comes out as that wait's error: the device is being stopped.
+                    raise asyncio.CancelledError from exc
             if opened_at is not None and time.monotonic() - opened_at >= self.healthy_after_s:
                 self.backoff.reset()
             self.health.reconnects += 1

@@ -48,9 +48,16 @@ def sim(
         Path | None, typer.Option(help="Keep the ledger here instead of a temporary folder.")
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", help="Log lane events.")] = False,
+    broker: Annotated[
+        str | None,
+        typer.Option(
+            help="HOST:PORT of an MQTT broker: link the lane to a simulated central through it."
+        ),
+    ] = None,
 ) -> None:
     """Run one lane against simulated hardware and traffic; print each pass and a summary."""
     _logging(verbose)
+    address = _broker_address(broker) if broker else None
     from sim.run import print_report, simulate  # the field daemon never loads the simulator
     from sim.scenario import generate, load_scenario
 
@@ -69,7 +76,14 @@ def sim(
     try:
         report = asyncio.run(
             simulate(
-                spec, seed=seed, fast=fast, direct=direct, ocr=ocr, workdir=workdir, on_result=show
+                spec,
+                seed=seed,
+                fast=fast,
+                direct=direct,
+                ocr=ocr,
+                workdir=workdir,
+                on_result=show,
+                broker=address,
             )
         )
     except ValueError as exc:
@@ -78,6 +92,13 @@ def sim(
     print_report(report, sys.stdout, as_json=json_out)
     if report.collisions:
         raise typer.Exit(2)
+
+
+def _broker_address(text: str) -> tuple[str, int]:
+    host, _, port = text.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise typer.BadParameter(f"{text!r} is not HOST:PORT", param_hint="--broker")
+    return host, int(port)
 
 
 @app.command()

@@ -19,6 +19,7 @@ from drivers.modbus_io import RelaySettings
 from drivers.qr import QrScannerSettings
 from drivers.settings import Section, invalid
 from drivers.weighbridge import WeighbridgeSettings
+from gatewayd.central_config import MqttSection
 from gatewayd.judge import READING_KINDS, ReadingKind
 from gatewayd.tomlfile import load_model, parse_model
 from recognition.evidence import EvidenceSettings
@@ -221,6 +222,9 @@ class LaneConfig(Section):
     )
     evidence: EvidenceSection | None = Field(
         None, description="Evidence crops; none kept when absent."
+    )
+    mqtt: MqttSection | None = Field(
+        None, description="Link to central's MQTT broker (gatewayd.link); absent: no link."
     )
 
     @property

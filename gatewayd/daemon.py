@@ -40,6 +40,7 @@ from gatewayd.commands import (
     UnlockSeal,
 )
 from gatewayd.config import LaneConfig
+from gatewayd.envelope import alert_row
 from gatewayd.events import (
     BarrierChanged,
     BarrierPosition,
@@ -116,6 +117,16 @@ class LaneObserver(Protocol):
         """The pass is over: barrier closed behind it, or the truck left the lane."""
 
 
+class LaneLink(Protocol):
+    """A companion that runs beside the lane: the central link (gatewayd.link.CentralLink)."""
+
+    async def run(self, lane: Lane) -> None:
+        """Run until cancelled; must not raise otherwise (the lane would stop with it)."""
+
+    def outbox_changed(self) -> None:
+        """The lane wrote to the outbox (a pass, an override, an alert)."""
+
+
 @dataclass
 class Lane:
     """One running lane: config, relay, reading sources, ledger, and the pure core."""
@@ -127,6 +138,7 @@ class Lane:
     observer: LaneObserver | None = None
     clock: Callable[[], float] = field(default_factory=LaneClock)
     relay_backoff: Backoff = field(default_factory=lambda: Backoff(initial=0.2, maximum=5.0))
+    link: LaneLink | None = None  # the central link; None: the lane works alone
 
     def __post_init__(self) -> None:
         c = self.config
@@ -220,6 +232,8 @@ class Lane:
                     from gatewayd import control
 
                     tg.create_task(control.serve(self, self.config.control.socket), name="control")
+                if self.link is not None:
+                    tg.create_task(self.link.run(self), name="link")
                 self.ready.set()
         finally:
             for task in list(self._background):
@@ -314,10 +328,12 @@ class Lane:
             case CommitPass():
                 self._timings_start(command.record, cause)
                 outcome, reasons = await self._db(self.ledger.commit_pass, command.record)
+                self._outbox_changed()
                 await self._committed(command.record.pass_id, outcome, reasons, cause)
             case AuditOverride():
                 self._timings_start(command.record, cause)
                 outcome, reasons = await self._db(self.ledger.audit_override, command)
+                self._outbox_changed()
                 await self._committed(command.pass_id, outcome, reasons, cause)
             case PassClosed():
                 for source in self.sources:
@@ -379,6 +395,34 @@ class Lane:
             alert.message,
             f" [{alert.pass_id}]" if alert.pass_id else "",
         )
+        self._alert_to_outbox(alert)
+
+    # -- to central (through the outbox; sent by the link when there is one) -----------------
+
+    def _outbox_changed(self) -> None:
+        if self.link is not None:
+            self.link.outbox_changed()
+
+    def _alert_to_outbox(self, alert: Alert) -> None:
+        if self._ledger is None:
+            return
+        key, payload = alert_row(alert, self.config.lane.id, self.clock())
+        # queued on the ledger thread now, so alerts and passes keep their order in the outbox
+        try:
+            written = asyncio.get_running_loop().run_in_executor(
+                self._db_thread, self._ledger.enqueue, "alert", key, payload
+            )
+        except RuntimeError:  # the lane is shutting down: the log line above has it
+            return
+        self._spawn(self._alert_written(written, alert.kind), f"alert:{alert.kind}")
+
+    async def _alert_written(self, written: asyncio.Future[None], kind: str) -> None:
+        try:
+            await written
+        except Exception:
+            log.exception("could not queue alert %s for central", kind)
+            return
+        self._outbox_changed()
 
     def _spawn(self, coro: Any, name: str) -> None:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)

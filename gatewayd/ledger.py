@@ -14,10 +14,11 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlite_utils
 
@@ -28,6 +29,7 @@ from gatewayd.normalize import plate as norm_plate
 from gatewayd.reasons import Code, Outcome, Reason
 
 SCHEMA_VERSION = 1
+T = TypeVar("T")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notes (
@@ -105,6 +107,61 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+# Tables of the central link (gatewayd.link, gatewayd.sync). Draws on account-book lines that
+# central has not yet counted are kept in pending_draws (own releases through the triggers, in
+# the same transaction as the pass; neighbours' releases as they arrive), so that a line's
+# remaining quantity from central is reduced by them until central confirms the pass.
+_SYNC_SCHEMA = """
+CREATE TABLE IF NOT EXISTS pending_draws (
+    pass_id TEXT NOT NULL,
+    book_id TEXT NOT NULL,
+    line_no INTEGER NOT NULL,
+    quantity REAL NOT NULL,
+    PRIMARY KEY (pass_id, book_id, line_no)
+);
+CREATE INDEX IF NOT EXISTS pending_draws_line ON pending_draws (book_id, line_no);
+CREATE TABLE IF NOT EXISTS confirmed_passes (
+    pass_id TEXT PRIMARY KEY,
+    at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS site_passes (
+    key TEXT PRIMARY KEY,
+    pass_id TEXT NOT NULL,
+    lane_id TEXT NOT NULL,
+    note_id TEXT,
+    decision TEXT NOT NULL,
+    seen_at REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS commands (
+    command_id TEXT PRIMARY KEY,
+    action TEXT NOT NULL,
+    issued_at REAL NOT NULL,
+    received_at REAL NOT NULL,
+    body TEXT NOT NULL,
+    result TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS passes_pending_draws_insert AFTER INSERT ON passes
+WHEN NEW.outcome = 'release'
+BEGIN
+    INSERT OR IGNORE INTO pending_draws (pass_id, book_id, line_no, quantity)
+    SELECT NEW.pass_id, json_extract(w.value, '$.book'), json_extract(w.value, '$.line'),
+           json_extract(w.value, '$.quantity')
+    FROM json_each(NEW.record, '$.write_off') AS w
+    WHERE NOT EXISTS (SELECT 1 FROM confirmed_passes c WHERE c.pass_id = NEW.pass_id);
+END;
+CREATE TRIGGER IF NOT EXISTS passes_pending_draws_update AFTER UPDATE OF outcome ON passes
+WHEN NEW.outcome = 'release' AND OLD.outcome <> 'release'
+BEGIN
+    INSERT OR IGNORE INTO pending_draws (pass_id, book_id, line_no, quantity)
+    SELECT NEW.pass_id, json_extract(w.value, '$.book'), json_extract(w.value, '$.line'),
+           json_extract(w.value, '$.quantity')
+    FROM json_each(NEW.record, '$.write_off') AS w
+    WHERE NOT EXISTS (SELECT 1 FROM confirmed_passes c WHERE c.pass_id = NEW.pass_id);
+END;
+"""
+SYNC_SEQ = "sync.applied_seq"
+
+
 @dataclass(frozen=True)
 class NoteIn:
     """A release note as central sends it (and scenarios write it)."""
@@ -164,6 +221,7 @@ class Ledger:
         # (``checkpoint``), not inside a commit that a truck at the barrier is waiting for.
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.executescript(_SCHEMA)
+        conn.executescript(_SYNC_SCHEMA)
         self._set_meta_default("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
@@ -473,6 +531,247 @@ class Ledger:
     def _set_meta_default(self, key: str, value: str) -> None:
         with self._transaction():
             self.conn.execute("INSERT OR IGNORE INTO meta VALUES (?, ?)", (key, value))
+
+    # -- central link (gatewayd.sync, gatewayd.link) ----------------------------------------
+
+    def applied_seq(self) -> int:
+        """The last ledger sequence from central applied here (0: none yet)."""
+        value = self.get_meta(SYNC_SEQ)
+        return int(value) if value is not None else 0
+
+    def apply_sync(self, seq: int, changes: Callable[[], T]) -> T | None:
+        """Run central's changes and record ``seq`` as applied, all in one transaction.
+
+        Returns None and changes nothing when ``seq`` is not above the applied sequence, so a
+        delta that arrives twice is applied once. ``changes`` calls this ledger's methods (their
+        transactions nest into this one).
+        """
+        with self._transaction():
+            if seq <= self.applied_seq():
+                return None
+            # a savepoint, so that a failing delta inside a batch (``batch``) undoes only itself
+            self.conn.execute("SAVEPOINT sync")
+            try:
+                result = changes()
+            except BaseException:
+                self.conn.execute("ROLLBACK TO sync")
+                self.conn.execute("RELEASE sync")
+                raise
+            self.conn.execute("RELEASE sync")
+            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (SYNC_SEQ, str(seq)))
+            return result
+
+    def batch(self) -> AbstractContextManager[None]:
+        """Group several changes into one transaction (one fsync); the methods called inside
+        join it. Rolled back as a whole if an exception leaves the block."""
+        return self._transaction()
+
+    def upsert_trip_from_central(self, trip_id: str, plate: str, status: str) -> None:
+        """Insert or replace a trip as central sends it; a trip this ledger closed with a pass
+        central has not confirmed yet stays closed."""
+        with self._transaction():
+            row = self.conn.execute(
+                "SELECT status, closed_by FROM trips WHERE trip_id = ?", (trip_id,)
+            ).fetchone()
+            if row is not None and row[0] == "closed" and row[1] is not None:
+                confirmed = self.conn.execute(
+                    "SELECT 1 FROM confirmed_passes WHERE pass_id = ?", (row[1],)
+                ).fetchone()
+                if confirmed is None:
+                    return
+            self.upsert_trips([(trip_id, plate, status)])
+
+    def set_book_line_from_central(self, line: BookLineIn) -> None:
+        """Set a line's remaining quantity as central counts it, less the draws here that
+        central has not counted yet (releases it has not confirmed)."""
+        with self._transaction():
+            (pending,) = self.conn.execute(
+                "SELECT COALESCE(SUM(quantity), 0) FROM pending_draws "
+                "WHERE book_id = ? AND line_no = ?",
+                (line.book_id, line.line_no),
+            ).fetchone()
+            self.upsert_book_lines([replace(line, remaining=max(0.0, line.remaining - pending))])
+
+    def confirm_passes(self, pass_ids: Iterable[str], now: float | None = None) -> None:
+        """Central has counted these passes in its balances: their draws are no longer pending."""
+        at = time.time() if now is None else now
+        with self._transaction():
+            for pass_id in pass_ids:
+                self.conn.execute("DELETE FROM pending_draws WHERE pass_id = ?", (pass_id,))
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO confirmed_passes VALUES (?, ?)", (pass_id, at)
+                )
+
+    def replace_watchlist(self, entries: Iterable[tuple[str, str, str]]) -> None:
+        """Make the watch list exactly these (kind, value, reason) entries."""
+        with self._transaction():
+            self.conn.execute("DELETE FROM watchlist")
+            for kind, value, reason in entries:
+                self.set_watch(kind, value, reason)
+
+    def revoke_notes_except(self, keep: Iterable[str]) -> int:
+        """Revoke every active note not in ``keep`` (central's full list no longer has them)."""
+        kept = set(keep)
+        with self._transaction():
+            active = [
+                r[0] for r in self.conn.execute("SELECT note_id FROM notes WHERE status = 'active'")
+            ]
+            gone = [n for n in active if n not in kept]
+            for note_id in gone:
+                self.revoke_note(note_id)
+            return len(gone)
+
+    def apply_site_pass(self, key: str, record: dict[str, Any], now: float | None = None) -> str:
+        """Take a neighbouring lane's pass (or override) into account, once per ``key``.
+
+        A release marks its note used here and draws its lines (as pending until central
+        confirms the pass), so the note is refused at this lane too. Returns ``"seen"`` (already
+        taken), ``"recorded"`` (nothing to write off), ``"used"`` (note marked used here) or
+        ``"double"`` (this lane had already released the same note: a double write-off).
+        """
+        with self._transaction():
+            # a savepoint, so that a failure inside a batch (``batch``) undoes only this pass
+            self.conn.execute("SAVEPOINT site_pass")
+            try:
+                result = self._apply_site_pass(key, record, time.time() if now is None else now)
+            except BaseException:
+                self.conn.execute("ROLLBACK TO site_pass")
+                self.conn.execute("RELEASE site_pass")
+                raise
+            self.conn.execute("RELEASE site_pass")
+            return result
+
+    def _apply_site_pass(self, key: str, record: dict[str, Any], at: float) -> str:
+        pass_id = str(record["pass_id"])
+        note_id = record.get("note_id")
+        seen = self.conn.execute("SELECT 1 FROM site_passes WHERE key = ?", (key,)).fetchone()
+        if seen is not None:
+            return "seen"
+        self.conn.execute(
+            "INSERT INTO site_passes VALUES (?, ?, ?, ?, ?, ?)",
+            (key, pass_id, str(record["lane"]), note_id, str(record["decision"]), at),
+        )
+        if record["decision"] != Outcome.RELEASE.value or not note_id:
+            return "recorded"
+        row = self.conn.execute(
+            "SELECT status, used_by FROM notes WHERE note_id = ?", (note_id,)
+        ).fetchone()
+        if row is not None and row[0] == "used":
+            own = row[1] is not None and row[1] != pass_id and self._existing_pass(row[1])
+            return "double" if own else "recorded"
+        self.conn.execute(
+            "UPDATE notes SET status = 'used', used_by = ?, updated_at = ? "
+            "WHERE note_id = ? AND status = 'active'",
+            (pass_id, at, note_id),
+        )
+        confirmed = self.conn.execute(
+            "SELECT 1 FROM confirmed_passes WHERE pass_id = ?", (pass_id,)
+        ).fetchone()
+        if confirmed is None:
+            for w in record.get("write_off") or ():
+                book, line, quantity = str(w["book"]), int(w["line"]), float(w["quantity"])
+                self.conn.execute(
+                    "UPDATE book_lines SET remaining = MAX(0, remaining - ?) "
+                    "WHERE book_id = ? AND line_no = ?",
+                    (quantity, book, line),
+                )
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO pending_draws VALUES (?, ?, ?, ?)",
+                    (pass_id, book, line, quantity),
+                )
+        trip_id = record.get("trip_id")
+        if trip_id:
+            self.conn.execute(
+                "UPDATE trips SET status = 'closed', closed_by = ? "
+                "WHERE trip_id = ? AND status = 'open'",
+                (pass_id, trip_id),
+            )
+        return "used"
+
+    def record_command(
+        self,
+        command_id: str,
+        action: str,
+        issued_at: float,
+        body: dict[str, Any],
+        result: str,
+        *,
+        now: float | None = None,
+    ) -> bool:
+        """Audit a command from central; False (and nothing written) if its id was seen."""
+        at = time.time() if now is None else now
+        with self._transaction():
+            cur = self.conn.execute(
+                "INSERT OR IGNORE INTO commands VALUES (?, ?, ?, ?, ?, ?)",
+                (command_id, action, issued_at, at, json.dumps(body, ensure_ascii=False), result),
+            )
+            return cur.rowcount == 1
+
+    def commands(self) -> list[dict[str, Any]]:
+        """The audited commands from central, oldest first."""
+        rows = self.conn.execute(
+            "SELECT command_id, action, issued_at, received_at, body, result FROM commands "
+            "ORDER BY received_at, command_id"
+        )
+        keys = ("command_id", "action", "issued_at", "received_at", "body", "result")
+        return [{**dict(zip(keys, r, strict=True)), "body": json.loads(r[4])} for r in rows]
+
+    def overrides(self) -> list[dict[str, Any]]:
+        """The override audit, oldest first."""
+        rows = self.conn.execute(
+            "SELECT override_id, pass_id, action, officer, reason, at FROM overrides ORDER BY at"
+        )
+        keys = ("override_id", "pass_id", "action", "officer", "reason", "at")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def prune_outbox(self, before: float, keep: int) -> int:
+        """Delete delivered outbox rows delivered before ``before``, and all but the newest
+        ``keep`` delivered rows; undelivered rows are never deleted. Also forgets confirmed
+        and neighbouring passes older than ``before``. Returns the outbox rows deleted."""
+        with self._transaction():
+            cur = self.conn.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (before,)
+            )
+            deleted = cur.rowcount
+            cur = self.conn.execute(
+                "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND seq NOT IN "
+                "(SELECT seq FROM outbox WHERE delivered_at IS NOT NULL ORDER BY seq DESC LIMIT ?)",
+                (keep,),
+            )
+            deleted += cur.rowcount
+            self.conn.execute("DELETE FROM confirmed_passes WHERE at < ?", (before,))
+            self.conn.execute("DELETE FROM site_passes WHERE seen_at < ?", (before,))
+            return deleted
+
+    def documents(self) -> dict[str, Any]:
+        """Central's documents as this ledger holds them, in a canonical order (for checks)."""
+        notes = self.conn.execute(
+            "SELECT note_id, plate, containers, seals, gross_kg, tolerance_kg, direction, "
+            "valid_from, valid_until, lines, trip_id, status FROM notes ORDER BY note_id"
+        ).fetchall()
+        return {
+            "applied_seq": self.applied_seq(),
+            "notes": [list(r) for r in notes],
+            "book_lines": [
+                list(r)
+                for r in self.conn.execute(
+                    "SELECT book_id, line_no, item, unit, remaining FROM book_lines "
+                    "ORDER BY book_id, line_no"
+                )
+            ],
+            "trips": [
+                list(r)
+                for r in self.conn.execute(
+                    "SELECT trip_id, plate, status FROM trips ORDER BY trip_id"
+                )
+            ],
+            "watchlist": [
+                list(r)
+                for r in self.conn.execute(
+                    "SELECT kind, value, reason FROM watchlist ORDER BY kind, value"
+                )
+            ],
+        }
 
     # -- plumbing ----------------------------------------------------------------------------
 

@@ -29,7 +29,7 @@ from gatewayd.config import (
     SimDeviceConfig,
     WeighbridgeDevice,
 )
-from gatewayd.daemon import Lane
+from gatewayd.daemon import Lane, LaneLink
 from gatewayd.devices import EsealSource, GpsSource, QrScannerSource, WeighbridgeSource
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
@@ -96,9 +96,18 @@ def build_sources(
     return sources
 
 
+def build_link(config: LaneConfig) -> LaneLink | None:
+    """The central link the config's [mqtt] section asks for, if any."""
+    if config.mqtt is None:
+        return None
+    from gatewayd.link import CentralLink
+
+    return CentralLink(config)
+
+
 async def run_lane(config: LaneConfig) -> None:
     """Run until SIGINT or SIGTERM."""
-    lane = Lane(config, RelayIO(config.relay), build_sources(config))
+    lane = Lane(config, RelayIO(config.relay), build_sources(config), link=build_link(config))
     task = asyncio.create_task(lane.run(), name="lane")
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

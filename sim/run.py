@@ -14,7 +14,7 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -165,6 +165,7 @@ class Report:
     collisions: int
     elapsed_s: float
     seals_unlocked: list[str] | None = None  # by the e-seal reader (None: no real reader)
+    central: dict[str, Any] | None = None  # with a broker: what central received
 
     def summary(self) -> dict[str, Any]:
         """The figures `gatewayd sim --json` prints as its last line."""
@@ -183,6 +184,7 @@ class Report:
                 "max": round(ms[-1], 2) if ms else None,
             },
             "pass_s": {"p50": _pct(lane, 50), "p95": _pct(lane, 95)},
+            **({"central": self.central} if self.central is not None else {}),
         }
 
 
@@ -241,8 +243,15 @@ async def simulate(
     ocr: bool = False,
     workdir: Path | None = None,
     on_result: Callable[[VehicleResult], None] = lambda r: None,
+    broker: tuple[str, int] | None = None,
+    after_traffic: Callable[[], Awaitable[None]] | None = None,
 ) -> Report:
-    """Run the scenario's traffic through a lane on simulated hardware."""
+    """Run the scenario's traffic through a lane on simulated hardware.
+
+    With ``broker`` the lane is linked to a simulated central through that MQTT broker
+    (sim.central_server); ``after_traffic`` runs once the last vehicle is done, before the
+    run waits for central to have every pass.
+    """
     timing = SimTiming(FAST_SCALE if fast else 1.0, ocr=ocr)
     central = SimCentral(hashlib.sha256(f"central-{seed}".encode()).digest())
     start = time.time()
@@ -266,6 +275,7 @@ async def simulate(
             if v.qr is not None:
                 traffic.payload(v.qr)
         relay = traffic.relay
+        site, central_report = None, None
         async with contextlib.AsyncExitStack() as stack:
             for feeder in feeders.values():
                 await feeder.start()
@@ -289,25 +299,40 @@ async def simulate(
             )
             simulated = {kind: s for kind, f in feeders.items() if (s := f.source()) is not None}
             await asyncio.to_thread(seed_ledger, ledger_path, scenario, start)
+            link = None
+            if broker is not None:
+                from gatewayd.link import CentralLink
+                from sim.central_server import SiteRun
+
+                site = SiteRun(central, *broker, config.lane.site)
+                config = site.configure(config)
+                await site.start(ledger_path)
+                stack.push_async_callback(site.close)
+                link = CentralLink(config)
             lane = Lane(
                 config,
                 RelayIO(config.relay),
                 build_sources(config, simulated),
                 display=SimDisplay(),
                 observer=traffic,
+                link=link,
             )
             traffic.lane = lane
             lane_task = asyncio.create_task(lane.run(), name="lane")
             try:
                 await _started(lane, lane_task)
                 results = await traffic.run(scenario.vehicles)
+                if after_traffic is not None:
+                    await after_traffic()
+                if site is not None:
+                    central_report = await site.finish(lane)
             finally:
                 lane_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await lane_task
     seal = feeders["seal"]
     unlocked = seal.unlocked if isinstance(seal, EsealFeeder) else None
-    return Report(results, relay.collisions, time.monotonic() - started, unlocked)
+    return Report(results, relay.collisions, time.monotonic() - started, unlocked, central_report)
 
 
 def print_report(report: Report, out: TextIO, *, as_json: bool) -> None:
@@ -321,6 +346,14 @@ def print_report(report: Report, out: TextIO, *, as_json: bool) -> None:
     if as_json:
         print(json.dumps(s, ensure_ascii=False), file=out)
         return
+    c = s.get("central")
+    if c is not None:
+        print(
+            f"central: {c['delivered']} of {c['passes']} passes delivered, {c['missing']} "
+            f"missing, {c['duplicates_discarded']} redeliveries discarded, {c['alerts']} alerts; "
+            f"lane applied {c['deltas_applied']} deltas, in sync: {c['ledger_synced']}",
+            file=out,
+        )
     d, p = s["decision_ms"], s["pass_s"]
     print(
         f"{s['vehicles']} vehicles in {report.elapsed_s:.1f} s: {s['release']} released, "
