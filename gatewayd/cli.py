@@ -41,9 +41,10 @@ def sim(
     ocr: Annotated[
         bool,
         typer.Option(
-            help="Cameras on rendered frames read by real OCR (else plates and boxes direct)."
+            help="Plates and containers read by the lane's cameras and OCR from rendered frames "
+            "(slower: a second or two of recognition per truck)."
         ),
-    ] = True,
+    ] = False,
     workdir: Annotated[
         Path | None, typer.Option(help="Keep the ledger here instead of a temporary folder.")
     ] = None,

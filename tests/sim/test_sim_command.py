@@ -29,7 +29,7 @@ def gatewayd(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[st
 @pytest.mark.slow
 def test_two_hundred_generated_vehicles_all_decided_right() -> None:
     # every device on its wire protocol; plates and boxes handed over (OCR has its own test)
-    result = gatewayd("sim", "--vehicles", "200", "--seed", "1", "--fast", "--no-ocr", "--json")
+    result = gatewayd("sim", "--vehicles", "200", "--seed", "1", "--fast", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     summary = json.loads(lines[-1])
@@ -47,9 +47,7 @@ def test_two_hundred_generated_vehicles_all_decided_right() -> None:
 
 
 def test_scenario_file_runs_with_its_expectations() -> None:
-    result = gatewayd(
-        "sim", "--scenario", "config/scenarios/example.toml", "--fast", "--no-ocr", "--json"
-    )
+    result = gatewayd("sim", "--scenario", "config/scenarios/example.toml", "--fast", "--json")
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary == {**summary, "vehicles": 5, "release": 2, "reject": 3, "hold": 0, "wrong": 0}
