@@ -384,9 +384,7 @@ class LaneCore:
     def _record(self, tx: Transaction, reasons: tuple[Reason, ...], now: float) -> PassRecord:
         r, docs = tx.readings, tx.docs
         outcome = outcome_of(reasons)
-        write_off: tuple[WriteOffLine, ...] = ()
-        if outcome is Outcome.RELEASE and docs is not None:
-            write_off = tuple(WriteOffLine(x.book_id, x.line_no, x.quantity) for x in docs.lines)
+        write_off = self._draws(docs) if outcome is Outcome.RELEASE else ()
         readings: dict[str, object] = {}
         if r.plate:
             readings["plate"] = {"text": r.plate.text, "confidence": r.plate.confidence}
@@ -421,6 +419,12 @@ class LaneCore:
             else None,
             evidence=evidence,
         )
+
+    @staticmethod
+    def _draws(docs: NoteDocs | None) -> tuple[WriteOffLine, ...]:
+        if docs is None:
+            return ()
+        return tuple(WriteOffLine(x.book_id, x.line_no, x.quantity) for x in docs.lines)
 
     def _on_committed(self, event: PassCommitted, now: float) -> list[Command]:
         tx = self.tx
@@ -463,12 +467,16 @@ class LaneCore:
             if self.in_fault:
                 return [Alert("OVERRIDE_REFUSED", "lane in fault: barrier cannot be trusted")]
             reasons = (*tx.record.reasons, Reason(Code.OVERRIDE, event.officer))
+            docs = tx.docs
+            # the officer's release writes the note off like any other: its lines and its trip
             record = replace(
                 tx.record,
                 outcome=Outcome.RELEASE,
                 reasons=reasons,
                 override_id=event.override_id,
                 decided_at=now,
+                write_off=self._draws(docs),
+                trip_id=docs.trip.trip_id if docs and docs.trip else None,
             )
             tx.record = record
             tx.committing_since = now

@@ -456,6 +456,7 @@ def test_officer_override_releases_a_held_truck_through_the_audit() -> None:
     assert isinstance(audit, AuditOverride)
     assert audit.record.outcome is Outcome.RELEASE
     assert Reason(Code.OVERRIDE, "officer-7") in audit.record.reasons
+    assert [(w.book_id, w.quantity) for w in audit.record.write_off] == [("BK1", 10.0)]
     out = lane.handle(PassCommitted("P1", Outcome.RELEASE, audit.record.reasons), NOW + 30)
     assert OpenBarrier("P1") in out
 

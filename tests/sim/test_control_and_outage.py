@@ -70,6 +70,8 @@ async def test_officer_releases_a_held_truck_from_the_cli_and_it_is_audited(tmp_
         assert record["decision"] == "release"
         assert {r["code"] for r in record["reasons"]} == {"OVERWEIGHT", "OVERRIDE"}
         assert led.conn.execute("SELECT status FROM notes").fetchone()[0] == "used"
+        # and the note's account-book line was drawn, as for any release
+        assert led.conn.execute("SELECT remaining FROM book_lines").fetchone()[0] == 90.0
         led.close()
 
 
