@@ -156,7 +156,8 @@ class Traffic:
             await asyncio.sleep(0.25)  # cameras stream the truck before the loop trips
         self.relay.set_loop("arrival", True)
         try:  # the driver waits for the display's greeting before showing anything
-            await asyncio.wait_for(self._opened.get(), self.decision_timeout_s)
+            async with asyncio.timeout(self.decision_timeout_s):
+                await self._opened.get()
         except TimeoutError:
             result.problems.append("lane never noticed the truck")
             self.relay.set_loop("arrival", False)
@@ -166,7 +167,8 @@ class Traffic:
             for kind, event in self._readings(vehicle)
         ]
         try:
-            timing = await asyncio.wait_for(self._decided.get(), self.decision_timeout_s)
+            async with asyncio.timeout(self.decision_timeout_s):
+                timing = await self._decided.get()
         except TimeoutError:
             result.problems.append("no decision in time")
             self.relay.set_loop("arrival", False)
@@ -186,7 +188,8 @@ class Traffic:
             await self._sleep(TURN_AWAY_S)
             self.relay.set_loop("arrival", False)
         try:
-            done = await asyncio.wait_for(self._finished.get(), 10 + 10 * self.scale)
+            async with asyncio.timeout(10 + 10 * self.scale):
+                done = await self._finished.get()
             result.lane_s = done.lane_s
         except TimeoutError:
             result.problems.append("pass never closed")
