@@ -79,6 +79,16 @@ def _read_containers(image: Any) -> list[ContainerReading]:
     return reader.read(image)
 
 
+async def start_workers(pool: ProcessPoolExecutor, count: int, probe: Callable[[], Any]) -> None:
+    """Start a process pool's workers and wait until each has run ``probe``.
+
+    A pool starts a process on ``submit`` in the submitting thread, and starting one takes tens
+    to hundreds of milliseconds: the submits go through a worker thread, never the loop.
+    """
+    futures = await asyncio.to_thread(lambda: [pool.submit(probe) for _ in range(count)])
+    await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+
+
 class Recognition:
     """The lane's OCR: worker processes holding the models, and the evidence store."""
 
@@ -101,11 +111,7 @@ class Recognition:
                     self.workers, mp_context=context, initializer=_start_worker
                 )
                 self.io = ThreadPoolExecutor(2, thread_name_prefix="evidence")
-                loop = asyncio.get_running_loop()
-                pool = self.pool
-                await asyncio.gather(
-                    *(loop.run_in_executor(pool, _ready) for _ in range(self.workers))
-                )
+                await start_workers(self.pool, self.workers, _ready)
             self._users += 1
         try:
             yield self

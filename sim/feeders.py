@@ -17,6 +17,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from gatewayd.cameras import start_workers
 from gatewayd.events import Event, GpsFix, QrScanned, SealRead, WeightStable
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
@@ -300,6 +301,7 @@ class CameraRig:
         self._painters = ProcessPoolExecutor(
             2, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice, initargs=(10,)
         )
+        await start_workers(self._painters, 2, os.getpid)
         await self.server.start()
         for view in self.VIEWS:
             size = (1280, 720) if view == "front" else (1920, 1080)
