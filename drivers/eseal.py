@@ -38,7 +38,7 @@ from pydantic import Field, SecretStr, field_validator
 
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
-from drivers.serial_link import READ_SIZE, SerialPortSettings, close_serial, open_serial
+from drivers.serial_link import READ_SIZE, SerialPortSettings, open_serial
 from drivers.supervisor import Backoff, DriverError, Health, Supervisor
 
 log = logging.getLogger(__name__)
@@ -969,17 +969,16 @@ class EsealReader:
     @contextlib.asynccontextmanager
     async def open_device(self) -> AsyncIterator[EsealConnection]:
         """Open the port and greet the reader; raises ``TimeoutError`` if it never answers."""
-        reader, writer = await open_serial(self.settings)
-        connection = EsealConnection(reader, writer, self.settings, self.clock)
-        try:
-            await connection.start()
-            self._current = connection
-            yield connection
-        finally:
-            if self._current is connection:
-                self._current = None
-            await connection.stop()
-            await close_serial(writer)
+        async with open_serial(self.settings) as (reader, writer):
+            connection = EsealConnection(reader, writer, self.settings, self.clock)
+            try:
+                await connection.start()
+                self._current = connection
+                yield connection
+            finally:
+                if self._current is connection:
+                    self._current = None
+                await connection.stop()
 
     def _connection(self) -> EsealConnection:
         connection = self._current

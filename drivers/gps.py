@@ -37,10 +37,10 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import pynmea2
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.codec import Rejected
-from drivers.streams import AsyncReader, check_port, open_stream
+from drivers.serial_link import AsyncReader, Port, open_line
 from drivers.supervisor import Backoff, Health, Supervisor
 
 # ---------------------------------------------------------------------------------------------
@@ -70,7 +70,7 @@ class GpsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    port: str = Field(
+    port: Port = Field(
         description="Serial device (e.g. /dev/ttyUSB0), a pyserial URL, or tcp://host:port "
         "for a receiver streaming NMEA over TCP."
     )
@@ -91,11 +91,6 @@ class GpsSettings(BaseModel):
         description="Longest sentence kept, in bytes (NMEA allows 82; some receivers exceed "
         "it). Longer runs are rejected as garbage.",
     )
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, value: str) -> str:
-        return check_port(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -599,7 +594,7 @@ async def open_gps(
     """Open the receiver's port; a new decoder each time, so nothing from before a gap
     survives it. ``clock`` gives the lane's UTC time (seconds) for the freshness check;
     ``on_raw`` sees every chunk of bytes as read (a technician's ``--raw``)."""
-    async with open_stream(settings.port, settings.baudrate) as reader:
+    async with open_line(settings.port, settings.baudrate) as (reader, _writer):
         yield GpsDevice(reader, settings, clock, on_raw)
 
 

@@ -31,11 +31,11 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import zxingcpp
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from drivers import release_note
 from drivers.codec import Rejected
-from drivers.streams import AsyncReader, check_port, open_stream
+from drivers.serial_link import AsyncReader, Port, open_line
 from drivers.supervisor import Backoff, Health, Supervisor
 
 if TYPE_CHECKING:
@@ -57,7 +57,7 @@ class QrScannerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    port: str = Field(
+    port: Port = Field(
         description="Serial device (e.g. /dev/ttyACM0), a pyserial URL, or tcp://host:port."
     )
     baudrate: int = Field(default=9600, gt=0, description="Serial speed.")
@@ -67,11 +67,6 @@ class QrScannerSettings(BaseModel):
         le=MAX_TEXT,
         description="Longest line accepted, in bytes; longer lines are rejected whole.",
     )
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, value: str) -> str:
-        return check_port(value)
 
 
 class QrSettings(BaseModel):
@@ -331,7 +326,7 @@ async def open_qr_scanner(
 ) -> AsyncIterator[QrScannerDevice]:
     """Open the scanner's port; a new decoder each time, so a half line from before a gap
     is never joined to one after it. ``on_raw`` sees every chunk of bytes as read."""
-    async with open_stream(settings.port, settings.baudrate) as reader:
+    async with open_line(settings.port, settings.baudrate) as (reader, _writer):
         yield QrScannerDevice(reader, settings, on_raw)
 
 

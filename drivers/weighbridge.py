@@ -39,7 +39,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
-from drivers.serial_link import READ_SIZE, SerialPortSettings, close_serial, open_serial
+from drivers.serial_link import READ_SIZE, AsyncReader, SerialPortSettings, open_serial
 from drivers.supervisor import Backoff, DriverError, Health, Supervisor
 
 Unit = Literal["kg", "t", "lb", "g"]
@@ -681,7 +681,7 @@ class WeighbridgeConnection:
 
     def __init__(
         self,
-        reader: _Reader,
+        reader: AsyncReader,
         decoder: WeightDecoder,
         stability: StabilityFilter,
         clock: Callable[[], float],
@@ -715,10 +715,6 @@ class WeighbridgeConnection:
                 )
 
 
-class _Reader(Protocol):
-    async def read(self, n: int = -1) -> bytes: ...
-
-
 class Weighbridge:
     """The weighbridge driver: opens the line for the supervisor, one fresh codec and filter
     per opening, so nothing read before a reconnect counts after it."""
@@ -732,8 +728,7 @@ class Weighbridge:
     @contextlib.asynccontextmanager
     async def open_device(self) -> AsyncIterator[WeighbridgeConnection]:
         """Open the port; the connection closes it on exit."""
-        reader, writer = await open_serial(self.settings)
-        try:
+        async with open_serial(self.settings) as (reader, _writer):
             yield WeighbridgeConnection(
                 reader,
                 make_decoder(self.settings),
@@ -741,8 +736,6 @@ class Weighbridge:
                 self.clock,
                 garbled_s=self.settings.silence_s,
             )
-        finally:
-            await close_serial(writer)
 
     def supervisor(
         self,
