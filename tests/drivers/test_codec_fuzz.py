@@ -10,12 +10,13 @@
   re-encoded to the same bytes).
 
 Each hypothesis example draws a seed and some random bytes, and makes a batch of random byte
-strings from the seed (``tests.fuzz_batch``). Every codec is fed each of them, cut into random
-chunks: a quarter of the time the random bytes alone, otherwise a stream built around them:
-valid frames of that format, slices of the random bytes, lone start bytes, then bit flips,
-deletions, insertions, duplications and truncation. One run gives each of the three codecs
-(Toledo in all its variants, XK3190 in both framings, the e-seal protocol in both directions)
-over 100,000 inputs; one run instead of three pays hypothesis' own per-example cost once.
+strings from the seed (``tests.drivers.fuzz_batch``). Every codec is fed each of them, cut into
+random chunks: a quarter of the time the random bytes alone, otherwise a stream built around
+them: valid frames of that format, slices of the random bytes, lone start bytes, then bit
+flips, deletions, insertions, duplications and truncation. One run gives each of the three
+codecs (Toledo in all its variants, XK3190 in both framings, the e-seal protocol in both
+directions) over 100,000 inputs; one run instead of three pays hypothesis' own per-example
+cost once.
 """
 
 from __future__ import annotations
@@ -48,7 +49,7 @@ from drivers.eseal import (
     status_payload,
 )
 from drivers.weighbridge import ToledoDecoder, WeightReading, Xk3190Decoder
-from tests.fuzz_batch import BATCH, FUZZ_SETTINGS, MIN_INPUTS, build_stream, chunks
+from tests.drivers.fuzz_batch import BATCH, FUZZ_SETTINGS, MIN_INPUTS, build_stream, chunks
 
 # --------------------------------------------------------------------------- oracles
 
