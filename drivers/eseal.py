@@ -38,8 +38,8 @@ from pydantic import Field, SecretStr, field_validator
 
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
-from drivers.serial_link import READ_SIZE, SerialPortSettings, open_serial
-from drivers.supervisor import Backoff, DriverError, Health, Supervisor
+from drivers.serial_link import READ_SIZE, SerialPortSettings, open_serial, port_supervisor
+from drivers.supervisor import DriverError, Health, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -1006,13 +1006,12 @@ class EsealReader:
         name: str = "eseal",
     ) -> Supervisor[EsealReaderReading]:
         """A supervisor keeping this reader open (silence is caught by request timeouts)."""
-        return Supervisor(
-            health=Health(name),
-            open_device=self.open_device,
-            on_reading=on_reading,
-            on_state=on_state,
-            backoff=Backoff(initial=0.25, maximum=self.settings.reconnect_max_s),
-            silence_s=None,
+        return port_supervisor(
+            name,
+            self.open_device,
+            on_reading,
+            on_state,
+            reconnect_max_s=self.settings.reconnect_max_s,
         )
 
 

@@ -40,7 +40,7 @@ import pynmea2
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.codec import Rejected
-from drivers.serial_link import AsyncReader, Port, open_line
+from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
 from drivers.supervisor import Backoff, Health, Supervisor
 
 # ---------------------------------------------------------------------------------------------
@@ -557,45 +557,20 @@ def _iso_time(date: dt.date | None, key: int) -> str | None:
 RECONNECT_MAX_S = 4.0
 
 
-class GpsDevice:
-    """An opened receiver: ``readings()`` yields fixes, no-fix notices and rejects."""
-
-    def __init__(
-        self,
-        reader: AsyncReader,
-        settings: GpsSettings,
-        clock: Callable[[], float],
-        on_raw: Callable[[bytes], None] | None = None,
-    ) -> None:
-        self._reader = reader
-        self._decoder = GpsDecoder(settings.limits, max_line=settings.max_line)
-        self._clock = clock
-        self._on_raw = on_raw
-
-    async def readings(self) -> AsyncIterator[GpsReading | Rejected]:
-        """Decoded readings until the line fails (raises) or closes (returns)."""
-        while True:
-            chunk = await self._reader.read(1024)
-            if not chunk:
-                return
-            if self._on_raw is not None:
-                self._on_raw(chunk)
-            for item in self._decoder.feed(chunk, self._clock()):
-                yield item
-
-
 @contextlib.asynccontextmanager
 async def open_gps(
     settings: GpsSettings,
     *,
     clock: Callable[[], float] = time.time,
     on_raw: Callable[[bytes], None] | None = None,
-) -> AsyncIterator[GpsDevice]:
-    """Open the receiver's port; a new decoder each time, so nothing from before a gap
-    survives it. ``clock`` gives the lane's UTC time (seconds) for the freshness check;
-    ``on_raw`` sees every chunk of bytes as read (a technician's ``--raw``)."""
+) -> AsyncIterator[LineDevice[GpsReading | Rejected]]:
+    """Open the receiver's port; its ``readings()`` are fixes, no-fix notices and rejects.
+    A new decoder each time, so nothing from before a gap survives it. ``clock`` gives the
+    lane's UTC time (seconds) for the freshness check; ``on_raw`` sees every chunk of bytes as
+    read (a technician's ``--raw``)."""
+    decoder = GpsDecoder(settings.limits, max_line=settings.max_line)
     async with open_line(settings.port, settings.baudrate) as (reader, _writer):
-        yield GpsDevice(reader, settings, clock, on_raw)
+        yield LineDevice(reader, lambda chunk: decoder.feed(chunk, clock()), on_raw=on_raw)
 
 
 def gps_supervisor(
@@ -608,13 +583,14 @@ def gps_supervisor(
     backoff: Backoff | None = None,
 ) -> Supervisor[GpsReading]:
     """A supervisor that keeps the receiver open; ``await sup.run()`` in a named task."""
-    return Supervisor(
-        health=Health(name),
-        open_device=lambda: open_gps(settings, clock=clock),
-        on_reading=on_reading,
-        on_state=on_state,
-        backoff=backoff or Backoff(initial=0.25, maximum=RECONNECT_MAX_S),
+    return port_supervisor(
+        name,
+        lambda: open_gps(settings, clock=clock),
+        on_reading,
+        on_state,
+        reconnect_max_s=RECONNECT_MAX_S,
         silence_s=settings.silence_s,
+        backoff=backoff,
     )
 
 

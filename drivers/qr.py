@@ -35,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers import release_note
 from drivers.codec import Rejected
-from drivers.serial_link import AsyncReader, Port, open_line
+from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
 from drivers.supervisor import Backoff, Health, Supervisor
 
 if TYPE_CHECKING:
@@ -295,39 +295,16 @@ def describe(payload: str, keys: Mapping[str, Ed25519PublicKey] | None = None) -
 # Scanner driver
 
 
-class QrScannerDevice:
-    """An opened scanner: ``readings()`` yields scans and rejects."""
-
-    def __init__(
-        self,
-        reader: AsyncReader,
-        settings: QrScannerSettings,
-        on_raw: Callable[[bytes], None] | None = None,
-    ) -> None:
-        self._reader = reader
-        self._decoder = ScannerLineDecoder(settings.max_line)
-        self._on_raw = on_raw
-
-    async def readings(self) -> AsyncIterator[QrScan | Rejected]:
-        """Scans until the line fails (raises) or closes (returns)."""
-        while True:
-            chunk = await self._reader.read(1024)
-            if not chunk:
-                return
-            if self._on_raw is not None:
-                self._on_raw(chunk)
-            for item in self._decoder.feed(chunk):
-                yield item
-
-
 @contextlib.asynccontextmanager
 async def open_qr_scanner(
     settings: QrScannerSettings, *, on_raw: Callable[[bytes], None] | None = None
-) -> AsyncIterator[QrScannerDevice]:
-    """Open the scanner's port; a new decoder each time, so a half line from before a gap
-    is never joined to one after it. ``on_raw`` sees every chunk of bytes as read."""
+) -> AsyncIterator[LineDevice[QrScan | Rejected]]:
+    """Open the scanner's port; its ``readings()`` are scans and rejects. A new decoder each
+    time, so a half line from before a gap is never joined to one after it. ``on_raw`` sees
+    every chunk of bytes as read."""
+    decoder = ScannerLineDecoder(settings.max_line)
     async with open_line(settings.port, settings.baudrate) as (reader, _writer):
-        yield QrScannerDevice(reader, settings, on_raw)
+        yield LineDevice(reader, decoder.feed, on_raw=on_raw)
 
 
 def qr_scanner_supervisor(
@@ -340,12 +317,13 @@ def qr_scanner_supervisor(
 ) -> Supervisor[QrScan]:
     """A supervisor that keeps the scanner open. A scanner is silent between scans, so there
     is no silence timeout: a pulled cable shows as a read error on the port."""
-    return Supervisor(
-        health=Health(name),
-        open_device=lambda: open_qr_scanner(settings),
-        on_reading=on_reading,
-        on_state=on_state,
-        backoff=backoff or Backoff(initial=0.25, maximum=RECONNECT_MAX_S),
+    return port_supervisor(
+        name,
+        lambda: open_qr_scanner(settings),
+        on_reading,
+        on_state,
+        reconnect_max_s=RECONNECT_MAX_S,
+        backoff=backoff,
     )
 
 

@@ -12,15 +12,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
-from typing import Annotated, Literal, Protocol
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Annotated, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
 
 import serial_asyncio_fast
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from drivers.codec import Rejected
+from drivers.supervisor import Backoff, Device, Health, Supervisor
+
 READ_SIZE = 4096  # bytes per read: frames are tens of bytes, so this drains any backlog
 TCP_SCHEME = "tcp://"
+FIRST_REOPEN_S = 0.25  # a port that failed is tried again this soon, then less often
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 
 class AsyncReader(Protocol):
@@ -140,3 +147,55 @@ async def _close(writer: asyncio.StreamWriter, timeout_s: float = 1.0) -> None:
     with contextlib.suppress(Exception):
         async with asyncio.timeout(timeout_s):
             await writer.wait_closed()
+
+
+class LineDevice(Generic[T]):
+    """An opened line whose readings are what ``decode`` makes of each chunk read (a
+    supervisor ``Device``). ``on_raw`` sees every chunk as read (a technician's ``--raw``)."""
+
+    def __init__(
+        self,
+        reader: AsyncReader,
+        decode: Callable[[bytes], Iterable[T]],
+        *,
+        on_raw: Callable[[bytes], None] | None = None,
+        read_size: int = 1024,
+    ) -> None:
+        self._reader = reader
+        self._decode = decode
+        self._on_raw = on_raw
+        self._read_size = read_size
+
+    async def readings(self) -> AsyncIterator[T]:
+        """Decoded readings until the line fails (raises) or closes (returns)."""
+        while True:
+            chunk = await self._reader.read(self._read_size)
+            if not chunk:
+                return
+            if self._on_raw is not None:
+                self._on_raw(chunk)
+            for item in self._decode(chunk):
+                yield item
+
+
+def port_supervisor(
+    name: str,
+    open_device: Callable[[], contextlib.AbstractAsyncContextManager[Device[R | Rejected]]],
+    on_reading: Callable[[R], None],
+    on_state: Callable[[Health], None],
+    *,
+    reconnect_max_s: float,
+    silence_s: float | None = None,
+    backoff: Backoff | None = None,
+) -> Supervisor[R]:
+    """A supervisor that keeps a device's port open: a failed port is reopened after
+    ``FIRST_REOPEN_S``, then ever less often up to ``reconnect_max_s`` (unless ``backoff`` is
+    given); ``silence_s`` as in ``Supervisor``."""
+    return Supervisor(
+        health=Health(name),
+        open_device=open_device,
+        on_reading=on_reading,
+        on_state=on_state,
+        backoff=backoff or Backoff(initial=FIRST_REOPEN_S, maximum=reconnect_max_s),
+        silence_s=silence_s,
+    )

@@ -39,8 +39,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
-from drivers.serial_link import READ_SIZE, AsyncReader, SerialPortSettings, open_serial
-from drivers.supervisor import Backoff, DriverError, Health, Supervisor
+from drivers.serial_link import (
+    READ_SIZE,
+    AsyncReader,
+    SerialPortSettings,
+    open_serial,
+    port_supervisor,
+)
+from drivers.supervisor import DriverError, Health, Supervisor
 
 Unit = Literal["kg", "t", "lb", "g"]
 KG_PER_UNIT: dict[str, float] = {"kg": 1.0, "t": 1000.0, "lb": 0.45359237, "g": 0.001}
@@ -745,12 +751,12 @@ class Weighbridge:
         name: str = "weighbridge",
     ) -> Supervisor[WeighbridgeReading]:
         """A supervisor keeping this indicator open: silence and backoff from the settings."""
-        return Supervisor(
-            health=Health(name),
-            open_device=self.open_device,
-            on_reading=on_reading,
-            on_state=on_state,
-            backoff=Backoff(initial=0.25, maximum=self.settings.reconnect_max_s),
+        return port_supervisor(
+            name,
+            self.open_device,
+            on_reading,
+            on_state,
+            reconnect_max_s=self.settings.reconnect_max_s,
             silence_s=self.settings.silence_s,
         )
 
