@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import re
 import sys
@@ -36,6 +35,7 @@ from typing import Literal, TypeVar, cast
 
 from pydantic import Field, SecretStr, field_validator
 
+from drivers.capture import print_capture
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
 from drivers.serial_link import READ_SIZE, SerialPortSettings, open_serial, port_supervisor
@@ -1030,22 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direction", choices=["both", "requests", "responses"], default="both")
     parser.add_argument("file", type=Path, help="raw bytes as captured from the line ('-': stdin)")
     args = parser.parse_args(argv)
-    try:
-        data = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
-    except OSError as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
     decoder = MessageDecoder(args.direction)
-    accepted = rejected = 0
-    for item in [*decoder.feed(data), *decoder.flush()]:
-        if isinstance(item, Rejected):
-            rejected += 1
-            print(json.dumps(item.as_dict()), file=sys.stderr)
-        else:
-            accepted += 1
-            print(json.dumps(item.as_dict()))
-    print(json.dumps({"accepted": accepted, "rejected": rejected}))
-    return 0
+    return print_capture(args.file, lambda data: [*decoder.feed(data), *decoder.flush()])
 
 
 if __name__ == "__main__":

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -37,6 +36,7 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.capture import print_capture
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
 from drivers.serial_link import (
@@ -792,22 +792,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         xk3190=Xk3190Options(frames=args.frames),
     )
-    try:
-        data = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
-    except OSError as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
     decoder = make_decoder(settings)
-    accepted = rejected = 0
-    for item in [*decoder.feed(data), *decoder.flush()]:
-        if isinstance(item, Rejected):
-            rejected += 1
-            print(json.dumps(item.as_dict()), file=sys.stderr)
-        else:
-            accepted += 1
-            print(json.dumps(item.as_dict()))
-    print(json.dumps({"accepted": accepted, "rejected": rejected}))
-    return 0
+    return print_capture(args.file, lambda data: [*decoder.feed(data), *decoder.flush()])
 
 
 if __name__ == "__main__":
