@@ -40,6 +40,7 @@ import pynmea2
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.codec import Rejected
+from drivers.framing import LineBuffer
 from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
 from drivers.supervisor import Backoff, Health, Supervisor
 
@@ -156,14 +157,13 @@ class NmeaFramer:
 
     def __init__(self, max_line: int = 256) -> None:
         self.max_line = max_line
-        self._buf = bytearray()
+        self._line = LineBuffer(max_line, keep=_RAW_KEEP)
         self._in_frame = False
-        self._overflow = False
 
     @property
     def buffered(self) -> int:
         """Bytes held for an unfinished sentence (never more than ``max_line``)."""
-        return len(self._buf)
+        return len(self._line)
 
     def feed(self, chunk: bytes) -> list[bytes | Rejected]:
         """Frames completed by ``chunk`` (candidate sentences as bytes, or rejects)."""
@@ -175,7 +175,7 @@ class NmeaFramer:
             self._end_segment(out)
             self._in_frame = chunk[at] == 0x24  # '$'
             if self._in_frame:
-                self._buf.append(0x24)
+                self._line.add(b"$")
             pos = at + 1
         self._append(chunk[pos:], out)
         return out
@@ -183,33 +183,28 @@ class NmeaFramer:
     def flush(self) -> list[bytes | Rejected]:
         """End of input: whatever is left is a truncated sentence or junk."""
         out: list[bytes | Rejected] = []
-        if self._in_frame and not self._overflow and self._buf:
-            out.append(Rejected("truncated at end of input", bytes(self._buf[:_RAW_KEEP])))
-        elif not self._overflow and bytes(self._buf).strip():
-            out.append(Rejected("junk outside a sentence", bytes(self._buf[:_RAW_KEEP])))
-        self._buf.clear()
-        self._in_frame = self._overflow = False
+        line, overflowed = self._line.end()
+        if self._in_frame and not overflowed and line:
+            out.append(Rejected("truncated at end of input", line[:_RAW_KEEP]))
+        elif not overflowed and line.strip():
+            out.append(Rejected("junk outside a sentence", line[:_RAW_KEEP]))
+        self._in_frame = False
         return out
 
     def _append(self, piece: bytes, out: list[bytes | Rejected]) -> None:
-        if self._overflow or not piece:
-            return
-        if len(self._buf) + len(piece) > self.max_line:
+        head = self._line.add(piece)
+        if head is not None:
             kind = "sentence too long" if self._in_frame else "junk outside a sentence"
-            out.append(Rejected(kind, bytes((self._buf + piece)[:_RAW_KEEP])))
-            self._buf.clear()
-            self._overflow = True
-            return
-        self._buf += piece
+            out.append(Rejected(kind, head))
 
     def _end_segment(self, out: list[bytes | Rejected]) -> None:
-        if self._overflow:
-            self._overflow = False
-        elif self._in_frame:
-            out.append(bytes(self._buf))
-        elif bytes(self._buf).strip():
-            out.append(Rejected("junk outside a sentence", bytes(self._buf[:_RAW_KEEP])))
-        self._buf.clear()
+        line, overflowed = self._line.end()
+        if overflowed:
+            return
+        if self._in_frame:
+            out.append(line)
+        elif line.strip():
+            out.append(Rejected("junk outside a sentence", line[:_RAW_KEEP]))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from drivers import release_note
 from drivers.codec import Rejected
+from drivers.framing import LineBuffer
 from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
 from drivers.supervisor import Backoff, Health, Supervisor
 
@@ -119,13 +120,12 @@ class ScannerLineDecoder:
 
     def __init__(self, max_line: int = 2048) -> None:
         self.max_line = max_line
-        self._buf = bytearray()
-        self._overflow = False
+        self._line = LineBuffer(max_line, keep=_RAW_KEEP)
 
     @property
     def buffered(self) -> int:
         """Bytes held for an unfinished line (never more than ``max_line``)."""
-        return len(self._buf)
+        return len(self._line)
 
     def feed(self, chunk: bytes) -> list[QrScan | Rejected]:
         """Scans completed by ``chunk``."""
@@ -141,26 +141,18 @@ class ScannerLineDecoder:
     def flush(self) -> list[QrScan | Rejected]:
         """End of input: an unterminated last line is a truncated scan."""
         out: list[QrScan | Rejected] = []
-        if self._buf and not self._overflow:
-            out.append(Rejected("unterminated line at end of input", bytes(self._buf[:_RAW_KEEP])))
-        self._buf.clear()
-        self._overflow = False
+        line, overflowed = self._line.end()
+        if line and not overflowed:
+            out.append(Rejected("unterminated line at end of input", line[:_RAW_KEEP]))
         return out
 
     def _append(self, piece: bytes, out: list[QrScan | Rejected]) -> None:
-        if self._overflow or not piece:
-            return
-        if len(self._buf) + len(piece) > self.max_line:
-            out.append(Rejected("line too long", bytes((self._buf + piece)[:_RAW_KEEP])))
-            self._buf.clear()
-            self._overflow = True
-            return
-        self._buf += piece
+        head = self._line.add(piece)
+        if head is not None:
+            out.append(Rejected("line too long", head))
 
     def _end_line(self, out: list[QrScan | Rejected]) -> None:
-        line, overflow = bytes(self._buf), self._overflow
-        self._buf.clear()
-        self._overflow = False
+        line, overflow = self._line.end()
         if overflow or not line.strip():
             return
         scan = _scan_from_bytes(line, "scanner")
