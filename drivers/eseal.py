@@ -23,7 +23,6 @@ import asyncio
 import contextlib
 import hashlib
 import hmac
-import json
 import logging
 import re
 import sys
@@ -36,10 +35,11 @@ from typing import Literal, TypeVar, cast
 
 from pydantic import Field, SecretStr, field_validator
 
+from drivers.capture import print_capture
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
-from drivers.serial_link import READ_SIZE, SerialPortSettings, close_serial, open_serial
-from drivers.supervisor import Backoff, DriverError, Health, Supervisor
+from drivers.serial_link import READ_SIZE, SerialPortSettings, open_serial, port_supervisor
+from drivers.supervisor import DriverError, Health, Supervisor
 
 log = logging.getLogger(__name__)
 
@@ -969,17 +969,16 @@ class EsealReader:
     @contextlib.asynccontextmanager
     async def open_device(self) -> AsyncIterator[EsealConnection]:
         """Open the port and greet the reader; raises ``TimeoutError`` if it never answers."""
-        reader, writer = await open_serial(self.settings)
-        connection = EsealConnection(reader, writer, self.settings, self.clock)
-        try:
-            await connection.start()
-            self._current = connection
-            yield connection
-        finally:
-            if self._current is connection:
-                self._current = None
-            await connection.stop()
-            await close_serial(writer)
+        async with open_serial(self.settings) as (reader, writer):
+            connection = EsealConnection(reader, writer, self.settings, self.clock)
+            try:
+                await connection.start()
+                self._current = connection
+                yield connection
+            finally:
+                if self._current is connection:
+                    self._current = None
+                await connection.stop()
 
     def _connection(self) -> EsealConnection:
         connection = self._current
@@ -1007,13 +1006,12 @@ class EsealReader:
         name: str = "eseal",
     ) -> Supervisor[EsealReaderReading]:
         """A supervisor keeping this reader open (silence is caught by request timeouts)."""
-        return Supervisor(
-            health=Health(name),
-            open_device=self.open_device,
-            on_reading=on_reading,
-            on_state=on_state,
-            backoff=Backoff(initial=0.25, maximum=self.settings.reconnect_max_s),
-            silence_s=None,
+        return port_supervisor(
+            name,
+            self.open_device,
+            on_reading,
+            on_state,
+            reconnect_max_s=self.settings.reconnect_max_s,
         )
 
 
@@ -1032,22 +1030,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--direction", choices=["both", "requests", "responses"], default="both")
     parser.add_argument("file", type=Path, help="raw bytes as captured from the line ('-': stdin)")
     args = parser.parse_args(argv)
-    try:
-        data = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
-    except OSError as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
     decoder = MessageDecoder(args.direction)
-    accepted = rejected = 0
-    for item in [*decoder.feed(data), *decoder.flush()]:
-        if isinstance(item, Rejected):
-            rejected += 1
-            print(json.dumps(item.as_dict()), file=sys.stderr)
-        else:
-            accepted += 1
-            print(json.dumps(item.as_dict()))
-    print(json.dumps({"accepted": accepted, "rejected": rejected}))
-    return 0
+    return print_capture(args.file, lambda data: [*decoder.feed(data), *decoder.flush()])
 
 
 if __name__ == "__main__":

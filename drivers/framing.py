@@ -126,3 +126,44 @@ class FrameScanner(Generic[T]):
             out.append(Rejected(self._junk_reason, bytes(self._junk)))
             self._junk.clear()
             self._junk_reason = ""
+
+
+class LineBuffer:
+    """The bytes of one line still arriving, never more than ``max_line``: a line that grows
+    longer is given up whole, and the rest of it is skipped up to its end.
+
+    >>> line = LineBuffer(4)
+    >>> line.add(b"abc"), line.add(b"de"), line.add(b"f"), line.end()
+    (None, b'abcde', None, (b'', True))
+    >>> line.add(b"ok"), line.end()
+    (None, (b'ok', False))
+    """
+
+    def __init__(self, max_line: int, *, keep: int = 96) -> None:
+        self.max_line = max_line
+        self._keep = keep
+        self._buf = bytearray()
+        self.overflowed = False
+
+    def __len__(self) -> int:
+        return len(self._buf)
+
+    def add(self, piece: bytes) -> bytes | None:
+        """Append ``piece``. When it makes the line too long, the line is dropped and its first
+        bytes (up to ``keep``) are returned for the reject; otherwise None."""
+        if self.overflowed or not piece:
+            return None
+        if len(self._buf) + len(piece) > self.max_line:
+            head = bytes((self._buf + piece)[: self._keep])
+            self._buf.clear()
+            self.overflowed = True
+            return head
+        self._buf += piece
+        return None
+
+    def end(self) -> tuple[bytes, bool]:
+        """The line is over: its bytes and whether it overflowed; the next line starts empty."""
+        line, overflowed = bytes(self._buf), self.overflowed
+        self._buf.clear()
+        self.overflowed = False
+        return line, overflowed

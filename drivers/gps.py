@@ -37,10 +37,11 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
 
 import pynmea2
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from drivers.codec import Rejected
-from drivers.streams import AsyncReader, check_port, open_stream
+from drivers.framing import LineBuffer
+from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
 from drivers.supervisor import Backoff, Health, Supervisor
 
 # ---------------------------------------------------------------------------------------------
@@ -70,7 +71,7 @@ class GpsSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    port: str = Field(
+    port: Port = Field(
         description="Serial device (e.g. /dev/ttyUSB0), a pyserial URL, or tcp://host:port "
         "for a receiver streaming NMEA over TCP."
     )
@@ -91,11 +92,6 @@ class GpsSettings(BaseModel):
         description="Longest sentence kept, in bytes (NMEA allows 82; some receivers exceed "
         "it). Longer runs are rejected as garbage.",
     )
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, value: str) -> str:
-        return check_port(value)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -161,14 +157,13 @@ class NmeaFramer:
 
     def __init__(self, max_line: int = 256) -> None:
         self.max_line = max_line
-        self._buf = bytearray()
+        self._line = LineBuffer(max_line, keep=_RAW_KEEP)
         self._in_frame = False
-        self._overflow = False
 
     @property
     def buffered(self) -> int:
         """Bytes held for an unfinished sentence (never more than ``max_line``)."""
-        return len(self._buf)
+        return len(self._line)
 
     def feed(self, chunk: bytes) -> list[bytes | Rejected]:
         """Frames completed by ``chunk`` (candidate sentences as bytes, or rejects)."""
@@ -180,7 +175,7 @@ class NmeaFramer:
             self._end_segment(out)
             self._in_frame = chunk[at] == 0x24  # '$'
             if self._in_frame:
-                self._buf.append(0x24)
+                self._line.add(b"$")
             pos = at + 1
         self._append(chunk[pos:], out)
         return out
@@ -188,33 +183,28 @@ class NmeaFramer:
     def flush(self) -> list[bytes | Rejected]:
         """End of input: whatever is left is a truncated sentence or junk."""
         out: list[bytes | Rejected] = []
-        if self._in_frame and not self._overflow and self._buf:
-            out.append(Rejected("truncated at end of input", bytes(self._buf[:_RAW_KEEP])))
-        elif not self._overflow and bytes(self._buf).strip():
-            out.append(Rejected("junk outside a sentence", bytes(self._buf[:_RAW_KEEP])))
-        self._buf.clear()
-        self._in_frame = self._overflow = False
+        line, overflowed = self._line.end()
+        if self._in_frame and not overflowed and line:
+            out.append(Rejected("truncated at end of input", line[:_RAW_KEEP]))
+        elif not overflowed and line.strip():
+            out.append(Rejected("junk outside a sentence", line[:_RAW_KEEP]))
+        self._in_frame = False
         return out
 
     def _append(self, piece: bytes, out: list[bytes | Rejected]) -> None:
-        if self._overflow or not piece:
-            return
-        if len(self._buf) + len(piece) > self.max_line:
+        head = self._line.add(piece)
+        if head is not None:
             kind = "sentence too long" if self._in_frame else "junk outside a sentence"
-            out.append(Rejected(kind, bytes((self._buf + piece)[:_RAW_KEEP])))
-            self._buf.clear()
-            self._overflow = True
-            return
-        self._buf += piece
+            out.append(Rejected(kind, head))
 
     def _end_segment(self, out: list[bytes | Rejected]) -> None:
-        if self._overflow:
-            self._overflow = False
-        elif self._in_frame:
-            out.append(bytes(self._buf))
-        elif bytes(self._buf).strip():
-            out.append(Rejected("junk outside a sentence", bytes(self._buf[:_RAW_KEEP])))
-        self._buf.clear()
+        line, overflowed = self._line.end()
+        if overflowed:
+            return
+        if self._in_frame:
+            out.append(line)
+        elif line.strip():
+            out.append(Rejected("junk outside a sentence", line[:_RAW_KEEP]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -562,45 +552,20 @@ def _iso_time(date: dt.date | None, key: int) -> str | None:
 RECONNECT_MAX_S = 4.0
 
 
-class GpsDevice:
-    """An opened receiver: ``readings()`` yields fixes, no-fix notices and rejects."""
-
-    def __init__(
-        self,
-        reader: AsyncReader,
-        settings: GpsSettings,
-        clock: Callable[[], float],
-        on_raw: Callable[[bytes], None] | None = None,
-    ) -> None:
-        self._reader = reader
-        self._decoder = GpsDecoder(settings.limits, max_line=settings.max_line)
-        self._clock = clock
-        self._on_raw = on_raw
-
-    async def readings(self) -> AsyncIterator[GpsReading | Rejected]:
-        """Decoded readings until the line fails (raises) or closes (returns)."""
-        while True:
-            chunk = await self._reader.read(1024)
-            if not chunk:
-                return
-            if self._on_raw is not None:
-                self._on_raw(chunk)
-            for item in self._decoder.feed(chunk, self._clock()):
-                yield item
-
-
 @contextlib.asynccontextmanager
 async def open_gps(
     settings: GpsSettings,
     *,
     clock: Callable[[], float] = time.time,
     on_raw: Callable[[bytes], None] | None = None,
-) -> AsyncIterator[GpsDevice]:
-    """Open the receiver's port; a new decoder each time, so nothing from before a gap
-    survives it. ``clock`` gives the lane's UTC time (seconds) for the freshness check;
-    ``on_raw`` sees every chunk of bytes as read (a technician's ``--raw``)."""
-    async with open_stream(settings.port, settings.baudrate) as reader:
-        yield GpsDevice(reader, settings, clock, on_raw)
+) -> AsyncIterator[LineDevice[GpsReading | Rejected]]:
+    """Open the receiver's port; its ``readings()`` are fixes, no-fix notices and rejects.
+    A new decoder each time, so nothing from before a gap survives it. ``clock`` gives the
+    lane's UTC time (seconds) for the freshness check; ``on_raw`` sees every chunk of bytes as
+    read (a technician's ``--raw``)."""
+    decoder = GpsDecoder(settings.limits, max_line=settings.max_line)
+    async with open_line(settings.port, settings.baudrate) as (reader, _writer):
+        yield LineDevice(reader, lambda chunk: decoder.feed(chunk, clock()), on_raw=on_raw)
 
 
 def gps_supervisor(
@@ -613,13 +578,14 @@ def gps_supervisor(
     backoff: Backoff | None = None,
 ) -> Supervisor[GpsReading]:
     """A supervisor that keeps the receiver open; ``await sup.run()`` in a named task."""
-    return Supervisor(
-        health=Health(name),
-        open_device=lambda: open_gps(settings, clock=clock),
-        on_reading=on_reading,
-        on_state=on_state,
-        backoff=backoff or Backoff(initial=0.25, maximum=RECONNECT_MAX_S),
+    return port_supervisor(
+        name,
+        lambda: open_gps(settings, clock=clock),
+        on_reading,
+        on_state,
+        reconnect_max_s=RECONNECT_MAX_S,
         silence_s=settings.silence_s,
+        backoff=backoff,
     )
 
 

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
 import zxingcpp
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from drivers import release_note
 from drivers.codec import Rejected
-from drivers.streams import AsyncReader, check_port, open_stream
+from drivers.framing import LineBuffer
+from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
 from drivers.supervisor import Backoff, Health, Supervisor
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ class QrScannerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    port: str = Field(
+    port: Port = Field(
         description="Serial device (e.g. /dev/ttyACM0), a pyserial URL, or tcp://host:port."
     )
     baudrate: int = Field(default=9600, gt=0, description="Serial speed.")
@@ -67,11 +68,6 @@ class QrScannerSettings(BaseModel):
         le=MAX_TEXT,
         description="Longest line accepted, in bytes; longer lines are rejected whole.",
     )
-
-    @field_validator("port")
-    @classmethod
-    def _port(cls, value: str) -> str:
-        return check_port(value)
 
 
 class QrSettings(BaseModel):
@@ -124,13 +120,12 @@ class ScannerLineDecoder:
 
     def __init__(self, max_line: int = 2048) -> None:
         self.max_line = max_line
-        self._buf = bytearray()
-        self._overflow = False
+        self._line = LineBuffer(max_line, keep=_RAW_KEEP)
 
     @property
     def buffered(self) -> int:
         """Bytes held for an unfinished line (never more than ``max_line``)."""
-        return len(self._buf)
+        return len(self._line)
 
     def feed(self, chunk: bytes) -> list[QrScan | Rejected]:
         """Scans completed by ``chunk``."""
@@ -146,26 +141,18 @@ class ScannerLineDecoder:
     def flush(self) -> list[QrScan | Rejected]:
         """End of input: an unterminated last line is a truncated scan."""
         out: list[QrScan | Rejected] = []
-        if self._buf and not self._overflow:
-            out.append(Rejected("unterminated line at end of input", bytes(self._buf[:_RAW_KEEP])))
-        self._buf.clear()
-        self._overflow = False
+        line, overflowed = self._line.end()
+        if line and not overflowed:
+            out.append(Rejected("unterminated line at end of input", line[:_RAW_KEEP]))
         return out
 
     def _append(self, piece: bytes, out: list[QrScan | Rejected]) -> None:
-        if self._overflow or not piece:
-            return
-        if len(self._buf) + len(piece) > self.max_line:
-            out.append(Rejected("line too long", bytes((self._buf + piece)[:_RAW_KEEP])))
-            self._buf.clear()
-            self._overflow = True
-            return
-        self._buf += piece
+        head = self._line.add(piece)
+        if head is not None:
+            out.append(Rejected("line too long", head))
 
     def _end_line(self, out: list[QrScan | Rejected]) -> None:
-        line, overflow = bytes(self._buf), self._overflow
-        self._buf.clear()
-        self._overflow = False
+        line, overflow = self._line.end()
         if overflow or not line.strip():
             return
         scan = _scan_from_bytes(line, "scanner")
@@ -300,39 +287,16 @@ def describe(payload: str, keys: Mapping[str, Ed25519PublicKey] | None = None) -
 # Scanner driver
 
 
-class QrScannerDevice:
-    """An opened scanner: ``readings()`` yields scans and rejects."""
-
-    def __init__(
-        self,
-        reader: AsyncReader,
-        settings: QrScannerSettings,
-        on_raw: Callable[[bytes], None] | None = None,
-    ) -> None:
-        self._reader = reader
-        self._decoder = ScannerLineDecoder(settings.max_line)
-        self._on_raw = on_raw
-
-    async def readings(self) -> AsyncIterator[QrScan | Rejected]:
-        """Scans until the line fails (raises) or closes (returns)."""
-        while True:
-            chunk = await self._reader.read(1024)
-            if not chunk:
-                return
-            if self._on_raw is not None:
-                self._on_raw(chunk)
-            for item in self._decoder.feed(chunk):
-                yield item
-
-
 @contextlib.asynccontextmanager
 async def open_qr_scanner(
     settings: QrScannerSettings, *, on_raw: Callable[[bytes], None] | None = None
-) -> AsyncIterator[QrScannerDevice]:
-    """Open the scanner's port; a new decoder each time, so a half line from before a gap
-    is never joined to one after it. ``on_raw`` sees every chunk of bytes as read."""
-    async with open_stream(settings.port, settings.baudrate) as reader:
-        yield QrScannerDevice(reader, settings, on_raw)
+) -> AsyncIterator[LineDevice[QrScan | Rejected]]:
+    """Open the scanner's port; its ``readings()`` are scans and rejects. A new decoder each
+    time, so a half line from before a gap is never joined to one after it. ``on_raw`` sees
+    every chunk of bytes as read."""
+    decoder = ScannerLineDecoder(settings.max_line)
+    async with open_line(settings.port, settings.baudrate) as (reader, _writer):
+        yield LineDevice(reader, decoder.feed, on_raw=on_raw)
 
 
 def qr_scanner_supervisor(
@@ -345,12 +309,13 @@ def qr_scanner_supervisor(
 ) -> Supervisor[QrScan]:
     """A supervisor that keeps the scanner open. A scanner is silent between scans, so there
     is no silence timeout: a pulled cable shows as a read error on the port."""
-    return Supervisor(
-        health=Health(name),
-        open_device=lambda: open_qr_scanner(settings),
-        on_reading=on_reading,
-        on_state=on_state,
-        backoff=backoff or Backoff(initial=0.25, maximum=RECONNECT_MAX_S),
+    return port_supervisor(
+        name,
+        lambda: open_qr_scanner(settings),
+        on_reading,
+        on_state,
+        reconnect_max_s=RECONNECT_MAX_S,
+        backoff=backoff,
     )
 
 

@@ -1,20 +1,69 @@
-"""Opening a serial line for a driver: a device path or a pyserial URL, never blocking the loop.
+"""Opening a device's byte line: a serial port, a pyserial URL, or a TCP socket.
 
-The port may be a device (``/dev/ttyUSB0``, a pty) or a pyserial URL such as
-``socket://127.0.0.1:7001`` (a serial server on the network, or the simulator). pyserial's
-``loop://`` does not work with the asyncio serial package, so tests use pty pairs or sockets.
+Every serial driver (weighbridge, e-seal reader, GPS, QR scanner) opens its line here. The
+port may be a device (``/dev/ttyUSB0``, a pty), a pyserial URL such as
+``socket://127.0.0.1:7001`` (a serial server on the network, or the simulator), or
+``tcp://host:port`` (a receiver or a ser2net box streaming over TCP). pyserial's ``loop://``
+does not work with the asyncio serial package, so tests use pty pairs or sockets. Drivers read
+bytes and leave framing to their codecs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Literal
+from collections.abc import AsyncIterator, Callable, Iterable
+from typing import Annotated, Generic, Literal, Protocol, TypeVar
+from urllib.parse import urlsplit
 
 import serial_asyncio_fast
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from drivers.codec import Rejected
+from drivers.supervisor import Backoff, Device, Health, Supervisor
 
 READ_SIZE = 4096  # bytes per read: frames are tens of bytes, so this drains any backlog
+TCP_SCHEME = "tcp://"
+FIRST_REOPEN_S = 0.25  # a port that failed is tried again this soon, then less often
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+class AsyncReader(Protocol):
+    """What a device reads from (an ``asyncio.StreamReader`` fits)."""
+
+    async def read(self, n: int = -1, /) -> bytes:
+        """Up to ``n`` bytes; b"" at end of stream."""
+        ...
+
+
+def parse_tcp(port: str) -> tuple[str, int] | None:
+    """``(host, port)`` for a ``tcp://host:port`` address, None for a serial port.
+
+    >>> parse_tcp("tcp://127.0.0.1:10110")
+    ('127.0.0.1', 10110)
+    >>> parse_tcp("/dev/ttyUSB0") is None
+    True
+    """
+    if not port.startswith(TCP_SCHEME):
+        return None
+    parts = urlsplit(port)
+    if not parts.hostname or parts.port is None:
+        raise ValueError(f"{port!r} is not tcp://host:port")
+    return parts.hostname, parts.port
+
+
+def check_port(port: str) -> str:
+    """Validate a port setting: a device path, a pyserial URL, or ``tcp://host:port``."""
+    if not port.strip():
+        raise ValueError("port is empty")
+    parse_tcp(port)
+    return port
+
+
+Port = Annotated[str, AfterValidator(check_port)]
+"""A settings field holding a port: checked by ``check_port`` when the settings load."""
 
 
 class SerialPortSettings(BaseModel):
@@ -22,10 +71,10 @@ class SerialPortSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    port: str = Field(
+    port: Port = Field(
         min_length=1,
-        description="Serial device path (/dev/ttyUSB0, /dev/serial/by-id/...) or a pyserial URL "
-        "such as socket://127.0.0.1:7001",
+        description="Serial device path (/dev/ttyUSB0, /dev/serial/by-id/...), a pyserial URL "
+        "such as socket://127.0.0.1:7001, or tcp://host:port",
     )
     baudrate: int = Field(default=9600, gt=0, description="Line speed in bits per second")
     bytesize: Literal[7, 8] = Field(default=8, description="Data bits per character")
@@ -40,27 +89,113 @@ class SerialPortSettings(BaseModel):
     )
 
 
-async def open_serial(
-    settings: SerialPortSettings,
-) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-    """Open the port (pyserial runs its blocking open in an executor); raises OSError.
+@contextlib.asynccontextmanager
+async def open_line(
+    port: str,
+    baudrate: int = 9600,
+    *,
+    bytesize: int = 8,
+    parity: str = "N",
+    stopbits: int = 1,
+) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """Open ``port`` and close it on exit; raises OSError when it cannot be opened.
 
-    The port is locked for this process: a second reader (a technician's ``device read``
-    while the daemon runs) is refused with a clear error instead of stealing bytes from it.
+    A serial port is opened by pyserial in an executor (a slow open never blocks the loop)
+    and locked for this process: a second reader (a technician's ``device read`` while the
+    daemon runs) is refused with a clear error instead of stealing bytes from it. Bytes it
+    buffered before we opened it are dropped: they may be from before a gap (a cable pulled
+    and plugged back), and a reading from before a gap must not arrive after it.
     """
-    return await serial_asyncio_fast.open_serial_connection(
-        url=settings.port,
-        baudrate=settings.baudrate,
+    tcp = parse_tcp(port)
+    writer: asyncio.StreamWriter
+    if tcp is not None:
+        reader, writer = await asyncio.open_connection(*tcp)
+    else:
+        reader, writer = await serial_asyncio_fast.open_serial_connection(
+            url=port,
+            baudrate=baudrate,
+            bytesize=bytesize,
+            parity=parity,
+            stopbits=stopbits,
+            exclusive=True,
+        )
+    try:
+        serial = writer.transport.get_extra_info("serial")
+        if serial is not None:
+            serial.reset_input_buffer()
+        yield reader, writer
+    finally:
+        await _close(writer)
+
+
+def open_serial(
+    settings: SerialPortSettings,
+) -> contextlib.AbstractAsyncContextManager[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
+    """``open_line`` with the port and framing of ``settings``."""
+    return open_line(
+        settings.port,
+        settings.baudrate,
         bytesize=settings.bytesize,
         parity=settings.parity,
         stopbits=settings.stopbits,
-        exclusive=True,
     )
 
 
-async def close_serial(writer: asyncio.StreamWriter, timeout_s: float = 1.0) -> None:
-    """Close a port, ignoring the errors of a port that is already gone."""
+async def _close(writer: asyncio.StreamWriter, timeout_s: float = 1.0) -> None:
+    # a vanished port (a pulled USB adapter) fails its close in ways of its own: ignore them
     writer.close()
     with contextlib.suppress(Exception):
         async with asyncio.timeout(timeout_s):
             await writer.wait_closed()
+
+
+class LineDevice(Generic[T]):
+    """An opened line whose readings are what ``decode`` makes of each chunk read (a
+    supervisor ``Device``). ``on_raw`` sees every chunk as read (a technician's ``--raw``)."""
+
+    def __init__(
+        self,
+        reader: AsyncReader,
+        decode: Callable[[bytes], Iterable[T]],
+        *,
+        on_raw: Callable[[bytes], None] | None = None,
+        read_size: int = 1024,
+    ) -> None:
+        self._reader = reader
+        self._decode = decode
+        self._on_raw = on_raw
+        self._read_size = read_size
+
+    async def readings(self) -> AsyncIterator[T]:
+        """Decoded readings until the line fails (raises) or closes (returns)."""
+        while True:
+            chunk = await self._reader.read(self._read_size)
+            if not chunk:
+                return
+            if self._on_raw is not None:
+                self._on_raw(chunk)
+            for item in self._decode(chunk):
+                yield item
+
+
+def port_supervisor(
+    name: str,
+    open_device: Callable[[], contextlib.AbstractAsyncContextManager[Device[R | Rejected]]],
+    on_reading: Callable[[R], None],
+    on_state: Callable[[Health], None],
+    *,
+    reconnect_max_s: float,
+    silence_s: float | None = None,
+    backoff: Backoff | None = None,
+) -> Supervisor[R]:
+    """A supervisor that keeps a device's port open: a failed port is reopened after
+    ``FIRST_REOPEN_S``, then ever less often up to ``reconnect_max_s`` (unless ``backoff`` is
+    given); ``silence_s`` as in ``Supervisor``."""
+    return Supervisor(
+        health=Health(name),
+        open_device=open_device,
+        on_reading=on_reading,
+        on_state=on_state,
+        backoff=backoff or Backoff(initial=FIRST_REOPEN_S, maximum=reconnect_max_s),
+        silence_s=silence_s,
+    )

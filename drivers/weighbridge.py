@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import statistics
 import sys
 import time
@@ -37,10 +36,17 @@ from typing import Literal, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drivers.capture import print_capture
 from drivers.codec import Rejected
 from drivers.framing import CheckResult, FrameScanner
-from drivers.serial_link import READ_SIZE, SerialPortSettings, close_serial, open_serial
-from drivers.supervisor import Backoff, DriverError, Health, Supervisor
+from drivers.serial_link import (
+    READ_SIZE,
+    AsyncReader,
+    SerialPortSettings,
+    open_serial,
+    port_supervisor,
+)
+from drivers.supervisor import DriverError, Health, Supervisor
 
 Unit = Literal["kg", "t", "lb", "g"]
 KG_PER_UNIT: dict[str, float] = {"kg": 1.0, "t": 1000.0, "lb": 0.45359237, "g": 0.001}
@@ -681,7 +687,7 @@ class WeighbridgeConnection:
 
     def __init__(
         self,
-        reader: _Reader,
+        reader: AsyncReader,
         decoder: WeightDecoder,
         stability: StabilityFilter,
         clock: Callable[[], float],
@@ -715,10 +721,6 @@ class WeighbridgeConnection:
                 )
 
 
-class _Reader(Protocol):
-    async def read(self, n: int = -1) -> bytes: ...
-
-
 class Weighbridge:
     """The weighbridge driver: opens the line for the supervisor, one fresh codec and filter
     per opening, so nothing read before a reconnect counts after it."""
@@ -732,8 +734,7 @@ class Weighbridge:
     @contextlib.asynccontextmanager
     async def open_device(self) -> AsyncIterator[WeighbridgeConnection]:
         """Open the port; the connection closes it on exit."""
-        reader, writer = await open_serial(self.settings)
-        try:
+        async with open_serial(self.settings) as (reader, _writer):
             yield WeighbridgeConnection(
                 reader,
                 make_decoder(self.settings),
@@ -741,8 +742,6 @@ class Weighbridge:
                 self.clock,
                 garbled_s=self.settings.silence_s,
             )
-        finally:
-            await close_serial(writer)
 
     def supervisor(
         self,
@@ -752,12 +751,12 @@ class Weighbridge:
         name: str = "weighbridge",
     ) -> Supervisor[WeighbridgeReading]:
         """A supervisor keeping this indicator open: silence and backoff from the settings."""
-        return Supervisor(
-            health=Health(name),
-            open_device=self.open_device,
-            on_reading=on_reading,
-            on_state=on_state,
-            backoff=Backoff(initial=0.25, maximum=self.settings.reconnect_max_s),
+        return port_supervisor(
+            name,
+            self.open_device,
+            on_reading,
+            on_state,
+            reconnect_max_s=self.settings.reconnect_max_s,
             silence_s=self.settings.silence_s,
         )
 
@@ -793,22 +792,8 @@ def main(argv: list[str] | None = None) -> int:
         ),
         xk3190=Xk3190Options(frames=args.frames),
     )
-    try:
-        data = sys.stdin.buffer.read() if str(args.file) == "-" else args.file.read_bytes()
-    except OSError as exc:
-        print(f"cannot read {args.file}: {exc}", file=sys.stderr)
-        return 2
     decoder = make_decoder(settings)
-    accepted = rejected = 0
-    for item in [*decoder.feed(data), *decoder.flush()]:
-        if isinstance(item, Rejected):
-            rejected += 1
-            print(json.dumps(item.as_dict()), file=sys.stderr)
-        else:
-            accepted += 1
-            print(json.dumps(item.as_dict()))
-    print(json.dumps({"accepted": accepted, "rejected": rejected}))
-    return 0
+    return print_capture(args.file, lambda data: [*decoder.feed(data), *decoder.flush()])
 
 
 if __name__ == "__main__":

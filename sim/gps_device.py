@@ -22,7 +22,7 @@ from typing import Literal
 
 import pynmea2
 
-from sim.pty_port import PtyPort
+from sim.ptyport import PtyPort
 
 KNOTS_PER_KMH = 1 / 1.852
 _TCP_BUFFER = 64 * 1024
@@ -115,7 +115,7 @@ class SimGps:
         self.state = GpsState()
         self.silent = False
         self.epochs_sent = 0
-        self._pty = PtyPort(path) if transport == "pty" else None
+        self._pty = PtyPort(link=path) if transport == "pty" else None
         self._server: asyncio.Server | None = None
         self._tcp_port = 0
         self._clients: set[asyncio.StreamWriter] = set()
@@ -166,7 +166,7 @@ class SimGps:
     async def plug(self) -> None:
         """Connect the cable (again): the port reappears at the same address."""
         if self._pty is not None:
-            self._pty.plug()
+            self._pty.open()
         elif self._server is None:
             self._server = await asyncio.start_server(
                 self._on_client, "127.0.0.1", self._tcp_port, reuse_address=True

@@ -7,15 +7,19 @@ with SimQrScanner() as scanner:
 
 from __future__ import annotations
 
-from sim.pty_port import PtyPort
+from sim.ptyport import PtyPort
 
 
 class SimQrScanner:
-    """A scanner whose serial line is ``port``; ``scan(payload)`` sends one read code."""
+    """A scanner whose serial line is ``port``; ``scan(payload)`` sends one read code.
+
+    Plug it in (``with`` or ``plug()``) inside a running event loop: the port reads the
+    host's side of the line on that loop.
+    """
 
     def __init__(self, *, terminator: bytes = b"\r\n", path: str | None = None) -> None:
         self.terminator = terminator
-        self._pty = PtyPort(path)
+        self._pty = PtyPort(link=path)
         self.scans_sent = 0
 
     @property
@@ -39,7 +43,7 @@ class SimQrScanner:
 
     def plug(self) -> None:
         """Connect the cable (again)."""
-        self._pty.plug()
+        self._pty.open()
 
     def unplug(self) -> None:
         """Pull the cable: the port disappears until ``plug()``."""

@@ -18,7 +18,7 @@ from drivers.eseal import (
     SealReading,
 )
 from sim.eseal_device import EsealReaderSim
-from tests.serial_helpers import Collected, eventually, running
+from tests.drivers.serial_helpers import Collected, eventually, running
 
 KEY = bytes(range(16))
 SEAL = "CN1234567"

@@ -28,7 +28,7 @@ from drivers.eseal import (
     set_state_payload,
 )
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "protocols" / "eseal.md"
+DOC = Path(__file__).resolve().parents[2] / "docs" / "protocols" / "eseal.md"
 KEY = bytes(range(16))
 CHALLENGE = bytes([1, 2, 3, 4, 5, 6, 7, 8])
 

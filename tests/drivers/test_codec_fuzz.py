@@ -9,19 +9,18 @@
   says what that frame says (weight recomputed here with exact decimals; e-seal messages
   re-encoded to the same bytes).
 
-Each hypothesis example feeds every codec one input, cut into random chunks: a quarter of
-the time the raw random bytes alone, otherwise a stream built from a seed (derived from those
-bytes): valid frames of
-that format, slices of the random bytes, lone start bytes, then bit flips, deletions,
-insertions, duplications and truncation. One run of 100,000 examples thus gives each of the
-three codecs (Toledo in all its variants, XK3190 in both framings, the e-seal protocol in both
-directions) 100,000 inputs; one run instead of three pays hypothesis' own per-example cost,
-which is most of the time, once.
+Each hypothesis example draws a seed and some random bytes, and makes a batch of random byte
+strings from the seed (``tests.drivers.fuzz_batch``). Every codec is fed each of them, cut into
+random chunks: a quarter of the time the random bytes alone, otherwise a stream built around
+them: valid frames of that format, slices of the random bytes, lone start bytes, then bit
+flips, deletions, insertions, duplications and truncation. One run gives each of the three
+codecs (Toledo in all its variants, XK3190 in both framings, the e-seal protocol in both
+directions) over 100,000 inputs; one run instead of three pays hypothesis' own per-example
+cost once.
 """
 
 from __future__ import annotations
 
-import hashlib
 import random
 import re
 from collections.abc import Callable
@@ -50,7 +49,7 @@ from drivers.eseal import (
     status_payload,
 )
 from drivers.weighbridge import ToledoDecoder, WeightReading, Xk3190Decoder
-from tests.fuzzing import FUZZ, build_stream, chunks
+from tests.drivers.fuzz_batch import BATCH, FUZZ_SETTINGS, MIN_INPUTS, build_stream, chunks
 
 # --------------------------------------------------------------------------- oracles
 
@@ -259,7 +258,7 @@ ESEAL_POOL = [eseal_frame(_POOL_RNG) for _ in range(4 * POOL_SIZE)]
 def inputs(
     rng: random.Random, data: bytes, make_frame: Callable[[random.Random], bytes], special: bytes
 ) -> tuple[bytes, ...]:
-    """One input per example: mostly a stream built around ``data``, sometimes ``data`` alone."""
+    """One input from ``data``: mostly a stream built around it, sometimes ``data`` alone."""
     if rng.random() < 0.25:
         return (data,)
     return (build_stream(rng, data, make_frame, special),)
@@ -338,15 +337,23 @@ def check_eseal(rng: random.Random, data: bytes) -> None:
                 assert isinstance(item, Request if direction == "requests" else Response)
 
 
-@FUZZ
-@given(data=st.binary(max_size=200))
-def test_codecs_never_raise_and_never_invent_readings(data: bytes) -> None:
-    # one draw per example (hypothesis' cost grows with draws); every example's bytes are new,
-    # so seeding from them gives each example its own structure
-    rng = random.Random(hashlib.blake2b(data, digest_size=8).digest())
-    check_toledo(rng, data)
-    check_xk3190(rng, data)
-    check_eseal(rng, data)
+def test_codecs_never_raise_and_never_invent_readings() -> None:
+    count = 0
+
+    @FUZZ_SETTINGS
+    @given(seed=st.integers(0, 2**64), extra=st.binary(max_size=200))
+    def run(seed: int, extra: bytes) -> None:
+        nonlocal count
+        rng = random.Random(seed)
+        batch = [rng.randbytes(rng.randint(0, 200)) for _ in range(BATCH)]
+        for data in [extra, *batch]:
+            check_toledo(rng, data)
+            check_xk3190(rng, data)
+            check_eseal(rng, data)
+            count += 1
+
+    run()
+    assert count >= MIN_INPUTS
 
 
 # --------------------------------------------------------------------------- completeness

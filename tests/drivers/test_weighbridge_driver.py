@@ -17,7 +17,7 @@ from drivers.weighbridge import (
     WeightReading,
 )
 from sim.weighbridge_device import WeighbridgeSim
-from tests.serial_helpers import Collected, eventually, running
+from tests.drivers.serial_helpers import Collected, eventually, running
 
 FAST = 20.0  # simulated time runs 20x: a 2 s settle takes 0.1 s, frames come at 200 Hz
 

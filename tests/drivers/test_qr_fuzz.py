@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from drivers.codec import Rejected
 from drivers.qr import QrScan, ScannerLineDecoder, describe
 from drivers.release_note import ReleaseNote, decode, encode, public_key_b64, public_keys
-from tests.fuzz_batch import BATCH, FUZZ_SETTINGS, MIN_INPUTS, mutate, splits
+from tests.drivers.fuzz_batch import BATCH, FUZZ_SETTINGS, MIN_INPUTS, mutate, splits
 
 CENTRAL = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 FORGER = Ed25519PrivateKey.from_private_bytes(bytes(32))

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from drivers.codec import Rejected
 from drivers.gps import GpsDecoder, GpsFix, GpsLimits, GpsNoFix
 from sim.gps_device import GpsState, epoch_sentences
-from tests.fuzz_batch import (
+from tests.drivers.fuzz_batch import (
     BATCH,
     FUZZ_SETTINGS,
     MIN_INPUTS,

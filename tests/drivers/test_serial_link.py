@@ -1,0 +1,89 @@
+"""The one opener every serial driver uses: device paths, tcp://host:port, a port locked
+against a second reader, stale bytes dropped on open, and a clean close of a pulled cable."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from drivers.eseal import EsealSettings
+from drivers.gps import GpsSettings
+from drivers.qr import QrScannerSettings
+from drivers.serial_link import SerialPortSettings, open_line, open_serial
+from drivers.weighbridge import WeighbridgeSettings
+from sim.ptyport import PtyPort
+
+KEY = "00" * 16
+
+
+@pytest.fixture
+async def pty() -> AsyncIterator[PtyPort]:
+    port = PtyPort()
+    port.open()
+    try:
+        yield port
+    finally:
+        port.close()
+
+
+async def test_a_pty_path_reads_what_the_device_sends_after_the_open(pty: PtyPort) -> None:
+    pty.write(b"from before the gap\r\n")  # waits in the line until someone opens it
+    async with open_serial(SerialPortSettings(port=pty.path)) as (reader, _writer):
+        pty.write(b"fresh\r\n")
+        assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"fresh\r\n"
+
+
+async def test_a_second_reader_of_an_open_port_is_refused(pty: PtyPort) -> None:
+    async with open_line(pty.path) as (reader, _writer):
+        with pytest.raises(OSError, match="lock"):
+            async with open_line(pty.path):
+                pass
+        pty.write(b"still ours\n")
+        assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"still ours\n"
+
+
+async def test_a_pulled_cable_closes_without_an_error(pty: PtyPort) -> None:
+    async with open_line(pty.path) as (reader, _writer):
+        pty.unplug()
+        with contextlib.suppress(OSError):  # the read fails (or ends): the port is gone
+            while await asyncio.wait_for(reader.read(100), 2):
+                pass
+        # leaving the block closes the vanished port without raising
+    with pytest.raises(OSError, match="No such file"):
+        async with open_line(pty.path):
+            pass  # the port is gone until the cable is back
+
+
+async def test_tcp_host_port_opens_a_socket() -> None:
+    async def greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"$GPTXT,hello*00\r\n")
+        await writer.drain()
+
+    server = await asyncio.start_server(greet, "127.0.0.1", 0)
+    async with server:
+        port = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with open_serial(SerialPortSettings(port=port)) as (reader, _writer):
+            assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"$GPTXT,hello*00\r\n"
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda port: WeighbridgeSettings(port=port, format="toledo"),
+        lambda port: EsealSettings(port=port, key=KEY),
+        lambda port: GpsSettings(port=port),
+        lambda port: QrScannerSettings(port=port),
+    ],
+    ids=["weighbridge", "eseal", "gps", "qr"],
+)
+def test_every_serial_driver_takes_the_same_port_forms(make: Callable[[str], Any]) -> None:
+    for port in ("/dev/ttyUSB0", "socket://127.0.0.1:7001", "tcp://127.0.0.1:10110"):
+        assert make(port).port == port
+    for bad in ("", "  ", "tcp://host-without-port", "tcp://:10110"):
+        with pytest.raises(ValidationError):
+            make(bad)
