@@ -10,6 +10,7 @@ moves from its last reading to the barrier command without waiting behind other 
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import time
 import uuid
@@ -228,6 +229,10 @@ class Lane:
                     tg.create_task(source.run(self.emit), name=f"source:{source.name}")
                 tg.create_task(self._tick(), name="ticker")
                 tg.create_task(self._dispatch(), name="dispatcher")
+                # what start-up built lives as long as the lane: keep it out of the garbage
+                # collector's full passes, whose pauses would otherwise grow with it
+                gc.collect()
+                gc.freeze()
                 if self.config.control is not None:
                     from gatewayd import control
 
