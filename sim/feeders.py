@@ -337,7 +337,7 @@ class CameraRig:
         ]
 
     async def stage(self, plate: str | None, containers: list[str] | None) -> None:
-        """Paint the next truck (in worker threads: a render takes a few hundred ms)."""
+        """Paint the next truck in the painter processes (a render takes a few hundred ms)."""
         self._count += 1
         seed = self.seed * 100_003 + self._count
         rng = random.Random(seed)
@@ -347,9 +347,7 @@ class CameraRig:
         if containers:
             marks = [ContainerMarking(c, rng.choice(("45G1", "22G1", "42G1"))) for c in containers]
             for view in ("side", "back", "top"):
-                jobs[view] = asyncio.to_thread(
-                    _container_jpeg, marks, view, seed, rng.uniform(0.2, 0.5)
-                )
+                jobs[view] = self._paint(_container_jpeg, marks, view, seed, rng.uniform(0.2, 0.5))
         results = await asyncio.gather(*jobs.values())
         self._staged = dict(zip(jobs, results, strict=True))
 
