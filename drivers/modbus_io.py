@@ -23,7 +23,7 @@ from pymodbus.exceptions import ModbusException
 from pymodbus.framer import FramerType
 
 from drivers.settings import Section, invalid
-from drivers.supervisor import DriverError
+from drivers.supervisor import DriverError, raise_if_stopping
 
 log = logging.getLogger(__name__)
 
@@ -218,6 +218,7 @@ class _RelayConnection:
                 raise error from None
             if not item.done.done():
                 item.done.set_result(None)
+            raise_if_stopping()
 
     async def _poll(self, known: dict[Signal, bool]) -> list[SignalChanged]:
         try:
@@ -226,6 +227,7 @@ class _RelayConnection:
             )
         except ModbusException as exc:
             raise DriverError(f"relay poll failed: {exc}") from None
+        raise_if_stopping()
         if rr.isError():
             raise DriverError(f"relay refused input read: {rr}")
         changes = []

@@ -34,6 +34,19 @@ class DriverError(Exception):
     """A device-level failure the supervisor recovers from by reopening the device."""
 
 
+def raise_if_stopping() -> None:
+    """Raise ``CancelledError`` if someone has asked the current task to stop.
+
+    On Python 3.11 a cancellation that arrives just as a library's ``wait_for`` finishes
+    (pymodbus waits for every response with one) is swallowed: the call returns normally and
+    a polling loop would go on forever, with its task marked as cancelling. Loops that call
+    such libraries check after each call.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
+
+
 class Device(Protocol[R_co]):
     """An opened device: an async stream of decoded readings."""
 
@@ -140,11 +153,9 @@ class Supervisor(Generic[R]):
             except (OSError, DriverError, TimeoutError, EOFError) as exc:
                 detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
                 self._set("down", detail)
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # On 3.11 a cancellation that meets a finishing wait_for (pymodbus connects
-                    # with one) comes out as that wait's error: the device is being stopped.
-                    raise asyncio.CancelledError from exc
+                # on 3.11 a cancellation that meets a finishing wait_for (pymodbus connects
+                # with one) can also come out as that wait's error
+                raise_if_stopping()
             if opened_at is not None and time.monotonic() - opened_at >= self.healthy_after_s:
                 self.backoff.reset()
             self.health.reconnects += 1
@@ -164,6 +175,7 @@ class Supervisor(Generic[R]):
                     if not silence.expired():
                         raise  # the device's own timeout, with its own message
                     raise TimeoutError(f"silent for {self.silence_s:g} s") from None
+                raise_if_stopping()
                 if isinstance(reading, Rejected):
                     # counted, never passed on: garbage must not reach the lane
                     self.health.rejected += 1

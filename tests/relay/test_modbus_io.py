@@ -8,8 +8,10 @@ import shutil
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+from pymodbus.client import AsyncModbusTcpClient
 
 from drivers.modbus_io import RelayIO, RelaySettings, SignalChanged
 from drivers.supervisor import Backoff, DriverError, Health, Supervisor
@@ -165,6 +167,43 @@ async def test_unreachable_relay_refuses_commands_and_recovers_by_itself() -> No
         await asyncio.wait_for(h.up.wait(), 5)
         assert h.states == ["down", "up", "down", "up"]
     await relay.close()
+
+
+async def test_the_driver_stops_when_a_cancellation_is_swallowed_by_the_client(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # On 3.11 pymodbus's wait_for returns the answer when it lands with the cancellation, and
+    # the cancellation is gone: the poll loop must still notice it is being stopped.
+    original = AsyncModbusTcpClient.read_discrete_inputs
+    armed, swallowed = asyncio.Event(), asyncio.Event()
+
+    async def swallowing(self: AsyncModbusTcpClient, *args: Any, **kwargs: Any) -> Any:
+        if not armed.is_set() or swallowed.is_set():
+            return await original(self, *args, **kwargs)
+        swallowed.set()
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()  # the lane is stopped while this poll is in flight
+        try:
+            return await original(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            return await original(self, *args, **kwargs)  # and the answer comes back instead
+
+    monkeypatch.setattr(AsyncModbusTcpClient, "read_discrete_inputs", swallowing)
+    relay = SimRelay(settings(502), travel_s=0.05)
+    port = await relay.start()
+    try:
+        h = Harness(RelayIO(settings(port)))
+        sup = Supervisor(h.health, h.io.open_device, h.changes.put_nowait, on_state=h.on_state)
+        task = asyncio.create_task(sup.run())
+        await h.current()
+        armed.set()
+        await asyncio.wait_for(swallowed.wait(), 2)
+        done, _ = await asyncio.wait({task}, timeout=2)
+        assert task in done, "the relay driver went on polling after it was stopped"
+        assert task.cancelled()
+    finally:
+        await relay.close()
 
 
 @pytest.fixture
