@@ -97,6 +97,18 @@ class Health:
     reconnects: int = 0
     last_reading_at: float | None = None
 
+    def change(self, state: State, detail: str) -> bool:
+        """Move to ``state``; logs a transition once and says whether there was one."""
+        if state == self.state:
+            self.detail = detail
+            return False
+        self.state, self.detail, self.since = state, detail, time.monotonic()
+        if state == "up":
+            log.info("%s up%s", self.name, f": {detail}" if detail else "")
+        else:
+            log.warning("%s down: %s", self.name, detail)
+        return True
+
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready snapshot."""
         return {
@@ -129,16 +141,8 @@ class Supervisor(Generic[R]):
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
 
     def _set(self, state: State, detail: str) -> None:
-        if state == self.health.state:
-            self.health.detail = detail
-            return
-        self.health.state, self.health.detail = state, detail
-        self.health.since = time.monotonic()
-        if state == "up":
-            log.info("%s up%s", self.health.name, f": {detail}" if detail else "")
-        else:
-            log.warning("%s down: %s", self.health.name, detail)
-        self.on_state(self.health)
+        if self.health.change(state, detail):
+            self.on_state(self.health)
 
     async def run(self) -> None:
         """Open, pump and reopen forever; returns only by cancellation."""

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from gatewayd.tomlfile import FileError
+from gatewayd.cli_support import exit_on_file_error, load_config_or_exit
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
@@ -62,12 +62,8 @@ def sim(
     from sim.run import print_report, simulate  # the field daemon never loads the simulator
     from sim.scenario import generate, load_scenario
 
-    try:
+    with exit_on_file_error():
         spec = load_scenario(scenario) if scenario else generate(vehicles, seed)
-    except FileError as exc:
-        for problem in exc.problems:
-            typer.echo(f"{exc.path}: {problem}", err=True)
-        raise typer.Exit(1) from None
 
     from sim.run import format_result
 
@@ -109,15 +105,9 @@ def run(
 ) -> None:
     """Run a lane on its real devices until stopped (SIGINT/SIGTERM)."""
     _logging(verbose)
-    from gatewayd.config import load_config
     from gatewayd.runner import run_lane
 
-    try:
-        cfg = load_config(config)
-    except FileError as exc:
-        for problem in exc.problems:
-            typer.echo(f"{exc.path}: {problem}", err=True)
-        raise typer.Exit(1) from None
+    cfg = load_config_or_exit(config)
     try:
         asyncio.run(run_lane(cfg))
     except KeyboardInterrupt:

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
+from gatewayd.cli_support import load_config_or_exit
 from gatewayd.ctl_device import camera_app, device_app
-from gatewayd.tomlfile import FileError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 config_app = typer.Typer(no_args_is_help=True, help="Lane configuration files.")
@@ -21,29 +21,15 @@ app.add_typer(camera_app, name="camera")
 @config_app.command("validate")
 def config_validate(path: Annotated[Path, typer.Argument(help="Lane config (TOML).")]) -> None:
     """Check a config file: exit 0 when good; else name each key path, line and problem."""
-    from gatewayd.config import load_config
-
-    try:
-        cfg = load_config(path)
-    except FileError as exc:
-        for problem in exc.problems:
-            typer.echo(f"{exc.path}: {problem}", err=True)
-        raise typer.Exit(1) from None
+    cfg = load_config_or_exit(path)
     typer.echo(f"{path}: ok (lane {cfg.lane.id}, profile {cfg.lane.profile})")
 
 
 def _socket(config: Path | None, socket: Path | None) -> Path:
     if socket is not None:
         return socket
-    from gatewayd.config import load_config
-
     path = config or Path("/etc/gatewayd/lane.toml")
-    try:
-        cfg = load_config(path)
-    except FileError as exc:
-        for problem in exc.problems:
-            typer.echo(f"{exc.path}: {problem}", err=True)
-        raise typer.Exit(1) from None
+    cfg = load_config_or_exit(path)
     if cfg.control is None:
         typer.echo(f"{path}: no [control] section: the lane has no control socket", err=True)
         raise typer.Exit(1)

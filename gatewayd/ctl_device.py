@@ -17,7 +17,7 @@ from typing import Annotated, Any
 import typer
 
 from drivers.codec import Rejected
-from gatewayd.tomlfile import FileError
+from gatewayd.cli_support import load_config_or_exit
 
 device_app = typer.Typer(no_args_is_help=True, help="Field devices: live readings, seals.")
 eseal_app = typer.Typer(no_args_is_help=True, help="Commission e-seals.")
@@ -36,19 +36,8 @@ class DeviceKind(StrEnum):
     qr = "qr"
 
 
-def _load(config: Path) -> Any:
-    from gatewayd.config import load_config
-
-    try:
-        return load_config(config)
-    except FileError as exc:
-        for problem in exc.problems:
-            typer.echo(f"{exc.path}: {problem}", err=True)
-        raise typer.Exit(1) from None
-
-
 def _config_device(config: Path, key: str, wanted: type) -> Any:
-    device = getattr(_load(config).devices, key)
+    device = getattr(load_config_or_exit(config).devices, key)
     if not isinstance(device, wanted):
         kind = getattr(device, "kind", "none")
         typer.echo(f"{config}: devices.{key} is of kind {kind!r}: no device to talk to", err=True)
@@ -144,7 +133,7 @@ def read(
         from gatewayd.config import QrScannerDevice
 
         scanner = _config_device(config, "qr", QrScannerDevice)
-        keys = public_keys(_load(config).central.public_keys)
+        keys = public_keys(load_config_or_exit(config).central.public_keys)
 
         async def scans() -> None:
             shown = 0
@@ -214,7 +203,7 @@ def camera_snapshot(
     from drivers.camera import grab_frame
     from drivers.supervisor import DriverError
 
-    cfg = _load(config)
+    cfg = load_config_or_exit(config)
     settings = next((c for c in cfg.cameras if c.name == view), None)
     if settings is None:
         known = ", ".join(c.name for c in cfg.cameras) or "none"

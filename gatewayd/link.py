@@ -235,7 +235,7 @@ class CentralLink:
         self.keys = release_note.public_keys(config.central.public_keys)
         self.clock = clock
         self.backoff = backoff or Backoff(initial=s.reconnect_initial_s, maximum=s.reconnect_max_s)
-        self.health = Health("central")
+        self.health = Health("central link")
         self.stats = LinkStats()
         self.connected = asyncio.Event()  # set while a session is up (tests and status wait on it)
         self.replica: Replica | None = None
@@ -261,15 +261,7 @@ class CentralLink:
     # -- connection --------------------------------------------------------------------------
 
     def _set(self, state: State, detail: str) -> None:
-        if state == self.health.state:
-            self.health.detail = detail
-            return
-        self.health.state, self.health.detail = state, detail
-        self.health.since = time.monotonic()
-        if state == "up":
-            log.info("central link up: %s", detail)
-        else:
-            log.warning("central link down: %s", detail)
+        self.health.change(state, detail)
 
     def _client(self) -> aiomqtt.Client:
         s = self.settings

@@ -84,8 +84,24 @@ class Feeder:
         self.sim_source.recover()
 
 
-class WeighbridgeFeeder(Feeder):
+class WireFeeder(Feeder):
+    """A reading that reaches the lane through a device the lane opens itself (a pty, a
+    camera stream): the lane has no simulated source for it."""
+
+    DEVICE = ""
+
+    @property
+    def device_name(self) -> str:
+        return self.DEVICE
+
+    def source(self) -> ReadingSource | None:
+        return None
+
+
+class WeighbridgeFeeder(WireFeeder):
     """A Toledo indicator on a pty: the truck's weight is put on the deck and settles."""
+
+    DEVICE = "weighbridge"
 
     def __init__(self, scale: float, seed: int) -> None:
         super().__init__("weight")
@@ -94,10 +110,6 @@ class WeighbridgeFeeder(Feeder):
         self.device = WeighbridgeSim(
             "toledo", time_scale=1 / scale, rate_hz=frames_per_s * scale, seed=seed
         )
-
-    @property
-    def device_name(self) -> str:
-        return "weighbridge"
 
     def device_config(self) -> dict[str, Any]:
         s = self.scale
@@ -109,9 +121,6 @@ class WeighbridgeFeeder(Feeder):
             "silence_s": 2.0 if s >= 1 else 0.5,
             "reconnect_max_s": 2.0 if s >= 1 else 0.2,
         }
-
-    def source(self) -> ReadingSource | None:
-        return None
 
     async def start(self) -> None:
         await self.device.start()
@@ -133,18 +142,16 @@ class WeighbridgeFeeder(Feeder):
         self.device.replug()
 
 
-class EsealFeeder(Feeder):
+class EsealFeeder(WireFeeder):
     """An e-seal reader on a pty: the truck's seal enters its field; it unlocks on command."""
+
+    DEVICE = "eseal"
 
     def __init__(self, scale: float, seed: int) -> None:
         super().__init__("seal")
         self.scale = scale
         self.key = secrets.token_bytes(16)
         self.device = EsealReaderSim(self.key, seed=seed)
-
-    @property
-    def device_name(self) -> str:
-        return "eseal"
 
     def device_config(self) -> dict[str, Any]:
         fast = self.scale < 1
@@ -155,9 +162,6 @@ class EsealFeeder(Feeder):
             "poll_s": 0.02 if fast else 0.25,
             "reconnect_max_s": 0.2 if fast else 2.0,
         }
-
-    def source(self) -> ReadingSource | None:
-        return None
 
     async def start(self) -> None:
         await self.device.start()
@@ -184,24 +188,19 @@ class EsealFeeder(Feeder):
         return [seal for command, seal, status in self.device.executed if status == "ok"]
 
 
-class GpsFeeder(Feeder):
+class GpsFeeder(WireFeeder):
     """A GPS receiver streaming NMEA on a pty: it reports the truck's terminal position while
     the truck is at the lane, and no fix otherwise."""
+
+    DEVICE = "gps"
 
     def __init__(self, scale: float) -> None:
         super().__init__("gps")
         self.fast = scale < 1
         self.device = SimGps(transport="pty", rate_hz=1.0, speedup=50.0 if self.fast else 1.0)
 
-    @property
-    def device_name(self) -> str:
-        return "gps"
-
     def device_config(self) -> dict[str, Any]:
         return {"kind": "nmea", "port": self.device.port, "silence_s": 1.0 if self.fast else 5.0}
-
-    def source(self) -> ReadingSource | None:
-        return None
 
     async def start(self) -> None:
         self.device.set_position(0.0, 0.0, valid=False)
@@ -224,22 +223,17 @@ class GpsFeeder(Feeder):
         await self.device.plug()
 
 
-class QrScannerFeeder(Feeder):
+class QrScannerFeeder(WireFeeder):
     """A fixed scanner in line mode on a pty: the driver holds the note to it."""
+
+    DEVICE = "qr"
 
     def __init__(self) -> None:
         super().__init__("qr")
         self.device = SimQrScanner()
 
-    @property
-    def device_name(self) -> str:
-        return "qr"
-
     def device_config(self) -> dict[str, Any]:
         return {"kind": "qr-scanner", "port": self.device.port}
-
-    def source(self) -> ReadingSource | None:
-        return None
 
     async def start(self) -> None:
         self.device.plug()
@@ -362,7 +356,7 @@ class CameraRig:
             self.server.show(view, self._empty[view])
 
 
-class CameraFeeder(Feeder):
+class CameraFeeder(WireFeeder):
     """Plates or container numbers read by the lane's cameras from rendered frames."""
 
     def __init__(self, kind: ReadingKind, rig: CameraRig) -> None:
@@ -376,9 +370,6 @@ class CameraFeeder(Feeder):
     def device_config(self) -> dict[str, Any]:
         views = ["front"] if self.kind == "plate" else ["side", "back", "top"]
         return {"kind": "camera", "views": views}
-
-    def source(self) -> ReadingSource | None:
-        return None
 
     async def start(self) -> None:
         await self.rig.start()

@@ -27,7 +27,7 @@ from gatewayd.daemon import Lane
 from gatewayd.link import CentralLink
 from gatewayd.reasons import Outcome
 from sim.mosquitto import free_port
-from sim.run import GEOFENCE
+from sim.run import GEOFENCE, WIRING
 
 BOOKS = 20
 
@@ -79,14 +79,7 @@ def headless_config(
                 "transport": "tcp",
                 "host": "127.0.0.1",
                 "port": free_port(),
-                "coils": {"barrier_up": 0, "barrier_down": 1, "light_green": 2, "light_red": 3},
-                "inputs": {
-                    "arrival": 0,
-                    "safety": 1,
-                    "exit": 2,
-                    "barrier_open": 3,
-                    "barrier_closed": 4,
-                },
+                **WIRING,
             },
             "devices": {"plate": {"kind": "sim"}, "qr": {"kind": "sim"}},
             "mqtt": mqtt,

@@ -34,14 +34,12 @@ from sim.sources import SimDisplay
 from sim.world import Traffic, VehicleResult
 
 FAST_SCALE = 0.01
-RELAY_WIRING = RelaySettings.model_validate(
-    {
-        "transport": "tcp",
-        "host": "127.0.0.1",
-        "coils": {"barrier_up": 0, "barrier_down": 1, "light_green": 2, "light_red": 3},
-        "inputs": {"arrival": 0, "safety": 1, "exit": 2, "barrier_open": 3, "barrier_closed": 4},
-    }
-)
+# the simulated relay's coils and loop inputs, as a lane config's [relay] names them
+WIRING: dict[str, dict[str, int]] = {
+    "coils": {"barrier_up": 0, "barrier_down": 1, "light_green": 2, "light_red": 3},
+    "inputs": {"arrival": 0, "safety": 1, "exit": 2, "barrier_open": 3, "barrier_closed": 4},
+}
+RELAY_WIRING = RelaySettings.model_validate({"transport": "tcp", "host": "127.0.0.1", **WIRING})
 GEOFENCE = [
     (22.48210, 113.91020),
     (22.48210, 113.91180),
@@ -108,14 +106,7 @@ def sim_config(
                 "port": relay_port,
                 "poll_ms": timing.poll_ms,
                 "timeout_s": 1.0,
-                "coils": {"barrier_up": 0, "barrier_down": 1, "light_green": 2, "light_red": 3},
-                "inputs": {
-                    "arrival": 0,
-                    "safety": 1,
-                    "exit": 2,
-                    "barrier_open": 3,
-                    "barrier_closed": 4,
-                },
+                **WIRING,
             },
             "devices": devices,
             **(extra or {}),

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from drivers.supervisor import Health, Supervisor
 
@@ -26,6 +26,32 @@ async def eventually(
             raise AssertionError(f"{what} not reached within {within:g} s")
         await asyncio.sleep(0.005)
     return time.monotonic() - start
+
+
+R = TypeVar("R")
+
+
+class Recorder(Generic[R]):
+    """Queues what a supervisor hands on and records its state changes, for a test to await."""
+
+    def __init__(self, maxsize: int = 10_000) -> None:
+        self.readings: asyncio.Queue[R] = asyncio.Queue(maxsize=maxsize)
+        self.states: list[str] = []
+        self._changed = asyncio.Event()
+
+    def on_reading(self, reading: R) -> None:
+        self.readings.put_nowait(reading)
+
+    def on_state(self, health: Health) -> None:
+        self.states.append(health.state)
+        self._changed.set()
+
+    async def wait_state(self, state: str, limit_s: float = 5.0) -> None:
+        """Until the last state change is to ``state``."""
+        async with asyncio.timeout(limit_s):
+            while not self.states or self.states[-1] != state:
+                self._changed.clear()
+                await self._changed.wait()
 
 
 @dataclass

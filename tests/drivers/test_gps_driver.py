@@ -14,8 +14,9 @@ import pytest
 
 from drivers.codec import Rejected
 from drivers.gps import GpsFix, GpsNoFix, GpsReading, GpsSettings, gps_supervisor, open_gps
-from drivers.supervisor import Health, Supervisor
+from drivers.supervisor import Supervisor
 from sim.gps_device import GpsState, SimGps, epoch_sentences
+from tests.drivers.serial_helpers import Recorder as BaseRecorder
 
 Transport = Literal["pty", "tcp"]
 HERE = (31.2304, 121.4737)
@@ -23,26 +24,8 @@ THERE = (31.3300, 121.6000)
 T0 = 1_714_557_600.0  # a fixed world time for the tests that step the receiver by hand
 
 
-class Recorder:
-    """Collects what the supervisor hands on, and its state changes, for a test to await."""
-
-    def __init__(self) -> None:
-        self.readings: asyncio.Queue[GpsReading] = asyncio.Queue(maxsize=10_000)
-        self.states: list[str] = []
-        self._changed = asyncio.Event()
-
-    def on_reading(self, reading: GpsReading) -> None:
-        self.readings.put_nowait(reading)
-
-    def on_state(self, health: Health) -> None:
-        self.states.append(health.state)
-        self._changed.set()
-
-    async def wait_state(self, state: str, limit_s: float = 5.0) -> None:
-        async with asyncio.timeout(limit_s):
-            while not self.states or self.states[-1] != state:
-                self._changed.clear()
-                await self._changed.wait()
+class Recorder(BaseRecorder[GpsReading]):
+    """Readings and state changes, with the GPS's own waits."""
 
     async def next_fix(self, limit_s: float = 5.0) -> GpsFix:
         async with asyncio.timeout(limit_s):

@@ -12,32 +12,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from drivers.codec import Rejected
 from drivers.qr import QrScan, QrScannerSettings, open_qr_scanner, qr_scanner_supervisor
 from drivers.release_note import ReleaseNote, encode
-from drivers.supervisor import Health, Supervisor
+from drivers.supervisor import Supervisor
 from sim.qr_scanner_device import SimQrScanner
+from tests.drivers.serial_helpers import Recorder
 
 CENTRAL = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 BEFORE = encode(ReleaseNote("RN-A", "沪A12345", (), 1_700_000_000, 1_700_086_400), CENTRAL)
 AFTER = encode(ReleaseNote("RN-B", "沪B54321", (), 1_700_000_000, 1_700_086_400), CENTRAL)
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.scans: asyncio.Queue[QrScan] = asyncio.Queue(maxsize=1000)
-        self.states: list[str] = []
-        self._changed = asyncio.Event()
-
-    def on_reading(self, scan: QrScan) -> None:
-        self.scans.put_nowait(scan)
-
-    def on_state(self, health: Health) -> None:
-        self.states.append(health.state)
-        self._changed.set()
-
-    async def wait_state(self, state: str, limit_s: float = 5.0) -> None:
-        async with asyncio.timeout(limit_s):
-            while not self.states or self.states[-1] != state:
-                self._changed.clear()
-                await self._changed.wait()
 
 
 @contextlib.asynccontextmanager
@@ -72,7 +53,7 @@ async def test_scanner_with_bare_lf_terminators() -> None:
 
 
 async def test_pulled_cable_is_recovered_and_no_half_line_crosses_the_gap() -> None:
-    rec = Recorder()
+    rec: Recorder[QrScan] = Recorder(maxsize=1000)
     with SimQrScanner() as scanner:
         sup = qr_scanner_supervisor(
             QrScannerSettings(port=scanner.port), rec.on_reading, on_state=rec.on_state
@@ -80,7 +61,7 @@ async def test_pulled_cable_is_recovered_and_no_half_line_crosses_the_gap() -> N
         async with supervised(sup):
             await rec.wait_state("up")
             scanner.scan(BEFORE)
-            assert (await asyncio.wait_for(rec.scans.get(), 2)).payload == BEFORE
+            assert (await asyncio.wait_for(rec.readings.get(), 2)).payload == BEFORE
 
             scanner.write(BEFORE[:40].encode())  # a scan cut off by the pulled cable
             await asyncio.sleep(0.1)
@@ -93,9 +74,9 @@ async def test_pulled_cable_is_recovered_and_no_half_line_crosses_the_gap() -> N
             await rec.wait_state("up", limit_s=10)
             assert time.monotonic() - plugged_at < 5.0
             scanner.scan(AFTER)
-            scan = await asyncio.wait_for(rec.scans.get(), 2)
+            scan = await asyncio.wait_for(rec.readings.get(), 2)
             assert scan == QrScan(AFTER, "scanner")  # not the old half line glued to it
-            assert rec.scans.empty()
+            assert rec.readings.empty()
             assert sup.health.accepted == 2
 
 
