@@ -99,6 +99,12 @@ def build_sources(
 def build_link(config: LaneConfig) -> LaneLink | None:
     """The central link the config's [mqtt] section asks for, if any."""
     if config.mqtt is None:
+        # Nothing prunes or alerts on the outbox without a link: say so once, at start.
+        log.warning(
+            "lane %s has no [mqtt] section and works alone: passes and alerts stay in its "
+            "ledger's outbox, unsent and unpruned, until a central link is configured",
+            config.lane.id,
+        )
         return None
     from gatewayd.link import CentralLink
 

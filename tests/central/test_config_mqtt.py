@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import pytest
 
 from gatewayd.config import parse_config
+from gatewayd.link import CentralLink
+from gatewayd.runner import build_link
 from gatewayd.tomlfile import FileError
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "lane.example.toml"
@@ -16,8 +19,20 @@ def config_with(section: str) -> str:
     return EXAMPLE.read_text(encoding="utf-8") + "\n" + section
 
 
-def test_a_config_without_mqtt_has_no_link() -> None:
-    assert parse_config(EXAMPLE.read_text(encoding="utf-8")).mqtt is None
+def test_a_config_without_mqtt_has_no_link_and_the_lane_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    config = parse_config(EXAMPLE.read_text(encoding="utf-8"))
+    assert config.mqtt is None
+    with caplog.at_level(logging.WARNING, logger="gatewayd.runner"):
+        assert build_link(config) is None
+    assert f"lane {config.lane.id} has no [mqtt] section" in caplog.text
+    assert "unsent and unpruned" in caplog.text
+
+
+def test_a_config_with_mqtt_builds_the_central_link() -> None:
+    config = parse_config(config_with('[mqtt]\nhost = "127.0.0.1"\n'))
+    assert isinstance(build_link(config), CentralLink)
 
 
 def test_tls_with_a_client_certificate_defaults_to_port_8883() -> None:
