@@ -17,9 +17,14 @@ province together (``reread_province``): on the real crops and on renders of all
 provinces this reads more provinces right and makes no wrong one sure. Measured and
 not kept, as they read it no better: the glyph alone (upscaled, sharpened, padded, on a
 plain plate background, several such views combined), photometric and scaling variants
-of the whole line, and a province classifier over the model's output trained on
-rendered plates (better on renders, not on photos). A province still unreadable keeps
-its low confidence, and the lane holds the plate.
+of the whole line, a province classifier over the model's output trained on rendered
+plates (better on renders, not on photos), and a classifier of the glyph's own pixels
+(gradient histograms of the straightened glyph, trained on 7,500 degraded renders of all
+31 provinces: 73 % right on renders held out, 46 of the 204 photo crops; averaged with
+the model's shares it read 178 provinces right where the model alone reads 189). Nor did
+reading a plate again in the layouts its measured colour allows (a green plate has 8
+characters) help: colour measured on small photo crops is too often wrong. A province
+still unreadable keeps its low confidence, and the lane holds the plate.
 
 Finding plates in a frame starts from the text detector and falls back on colour (GA 36
 plates are blue, yellow or green rectangles of known proportions). Each candidate is
