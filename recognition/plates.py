@@ -29,7 +29,9 @@ still unreadable keeps its low confidence, and the lane holds the plate.
 Finding plates in a frame starts from the text detector and falls back on colour (GA 36
 plates are blue, yellow or green rectangles of known proportions). Each candidate is
 straightened, its lean undone, read (a yellow double-layer plate as its two lines
-joined), and kept when it reads as a plate.
+joined), and kept when it reads as a plate. A line on a yellow plate that reads doubtful
+may be one line of a double-layer plate whose other line the detector missed: the whole
+yellow plate around it is read as well, and the surer reading kept.
 
 Everything here blocks (ONNX Runtime inference, OpenCV); async callers use an executor.
 """
@@ -584,6 +586,7 @@ class PlateReader:
         # a double-layer plate's two lines come as separate boxes: try them joined first
         stacked = [(q, _STACKED_MARGINS) for q in stack_lines([q for q, _ in boxes])]
         plates = self._plates_among(image, stacked + [(q, _TEXT_MARGINS) for q, _ in boxes], cache)
+        plates = self._as_whole_double_layers(image, plates, cache)
         if not plates:
             regions = sorted(colour_regions(image), key=lambda qs: -qs[1])
             plates = self._plates_among(image, [(q, _colour_margins(q)) for q, _ in regions], cache)
@@ -607,6 +610,38 @@ class PlateReader:
             if all(_overlap(r.box, k.box) < 0.3 and r.text != k.text for k in kept):
                 kept.append(r)
         return kept
+
+    def _as_whole_double_layers(
+        self,
+        image: Image,
+        plates: list[tuple[NDArray[np.float32], list[Image], PlateReading]],
+        cache: dict[int, NDArray[np.float32]],
+    ) -> list[tuple[NDArray[np.float32], list[Image], PlateReading]]:
+        """``plates`` with each doubtful single line on a yellow plate read again as the
+        whole yellow plate around it, as a double-layer plate, where that reads surer.
+
+        The detector often boxes a double-layer plate's two lines apart, or sees only one
+        of them (the small upper line, province and letter, is easily missed); either line
+        alone then reads as a doubtful plate with made-up characters.
+        """
+        picked: list[tuple[int, NDArray[np.float32], Image]] = []
+        for i, (quad, _, r) in enumerate(plates):
+            if r.confidence < 0.5 and not r.double_layer and r.colour == "yellow":
+                around = _plate_around(image, quad, "yellow")
+                if around is not None:
+                    picked.append((i, *around))
+        if not picked:
+            return plates
+        out = list(plates)
+        again = self._read_many([[view] for _, _, view in picked], cache)
+        for (i, quad, view), whole in zip(picked, again, strict=True):
+            if (
+                whole is not None
+                and whole.double_layer
+                and whole.confidence > plates[i][2].confidence
+            ):
+                out[i] = (quad, [view], whole)
+        return out
 
     def _plates_among(
         self,
@@ -638,6 +673,14 @@ class PlateReader:
             out.append((_expand(quad, *margins[0]), v + more, r))
         return out
 
+
+# How far a double-layer plate reaches beyond one of its lines, in that line's heights:
+# over its 110 mm lower line stand 20 mm of gap, 60 mm of characters and 15 mm of rim;
+# under its 60 mm upper line, 20 mm of gap, the lower line and 15 mm of rim (GA 36).
+_ABOVE = 0.9
+_BELOW = 2.6
+# and sideways, in the line's widths on each side: the upper line spans half the plate
+_SIDEWAYS = 0.5
 
 Margins = tuple[tuple[float, float], ...]
 # Framings of a candidate, as fractions of its width and height added on each side: the
@@ -918,6 +961,52 @@ def _quad_size(quad: NDArray[np.float32]) -> tuple[float, float]:
     w = max(np.linalg.norm(quad[0] - quad[1]), np.linalg.norm(quad[3] - quad[2]))
     h = max(np.linalg.norm(quad[0] - quad[3]), np.linalg.norm(quad[1] - quad[2]))
     return float(w), float(h)
+
+
+def _plate_around(
+    image: Image, line: NDArray[np.float32], colour: PlateColour
+) -> tuple[NDArray[np.float32], Image] | None:
+    """The plate of ``colour`` around a text line, as (quad in the image, straightened
+    view), or None when no plate-sized region of that colour is there.
+
+    The line is grown along its own axes by as much as a double-layer plate reaches
+    beyond either of its lines, and cut to the region of the colour the line stands in.
+    """
+    q = _order(line)
+    down = (q[3] - q[0] + q[2] - q[1]) / 2
+    side = _SIDEWAYS * (q[1] - q[0] + q[2] - q[3]) / 2
+    grown = np.array(
+        [
+            q[0] - _ABOVE * down - side,
+            q[1] - _ABOVE * down + side,
+            q[2] + _BELOW * down + side,
+            q[3] + _BELOW * down - side,
+        ],
+        dtype=np.float32,
+    )
+    view = _warp(image, grown)
+    lo, hi = _COLOUR_RANGES[colour]
+    hsv = cv2.cvtColor(view, cv2.COLOR_BGR2HSV)
+    mask = cv2.inRange(hsv, np.array(lo, np.uint8), np.array(hi, np.uint8))
+    h, w = mask.shape
+    # close over the characters, which are not plate-coloured
+    kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (max(3, w // 16), max(3, h // 16)))
+    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    # the region the line stands in
+    centre = (w / 2, h * (_ABOVE + 0.5) / (_ABOVE + 1 + _BELOW))
+    inside = [c for c in contours if cv2.pointPolygonTest(c, centre, False) >= 0]
+    if not inside:
+        return None
+    x, y, bw, bh = cv2.boundingRect(inside[0])
+    if bh < 16 or not 1.5 <= bw / bh <= 2.6:  # double-layer plates are 440 x 220 mm
+        return None
+    # the cut, back in the image's coordinates
+    rect = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
+    back = cv2.getPerspectiveTransform(rect, _order(grown))
+    corners = np.array([[[x, y], [x + bw, y], [x + bw, y + bh], [x, y + bh]]], np.float32)
+    quad = cv2.perspectiveTransform(corners, back)[0]
+    return quad, np.ascontiguousarray(view[y : y + bh, x : x + bw])
 
 
 def _expand(quad: NDArray[np.float32], fx: float, fy: float) -> NDArray[np.float32]:
