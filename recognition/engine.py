@@ -7,6 +7,7 @@ The models ship inside the rapidocr wheel: nothing is ever downloaded.
 
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass
 from typing import Any
@@ -27,6 +28,21 @@ DEFAULT_PARAMS: dict[str, Any] = {
 
 # Narrowest input handed to the recogniser, in multiples of its 48-pixel height.
 MIN_REC_RATIO = 2.0
+
+
+def _no_empty_frame(record: logging.LogRecord) -> bool:
+    # a frame with no text in it is the usual case for a camera, not a warning
+    return str(record.msg) != "The text detection result is empty"
+
+
+def _adopt_logger(logger: logging.Logger) -> None:
+    """Send RapidOCR's records through the process's own logging (its format, its
+    destination) instead of the library's own coloured console handler."""
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    logger.propagate = True
+    if _no_empty_frame not in logger.filters:
+        logger.addFilter(_no_empty_frame)
 
 
 @dataclass(frozen=True)
@@ -56,6 +72,7 @@ class OcrEngine:
         from rapidocr import RapidOCR  # heavy import; deferred so CLIs start fast
 
         self._ocr: Any = RapidOCR(params={**DEFAULT_PARAMS, **(params or {})})
+        _adopt_logger(logging.getLogger("RapidOCR"))
         self._warm = threading.Event()
         # RapidOCR.__call__ stores its stage flags on the shared object before running the
         # stages, so two threads calling it at once could swap each other's flags.
