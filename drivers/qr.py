@@ -47,7 +47,6 @@ MAX_TEXT = 4096  # longest payload passed on from either path; a release note is
 RECONNECT_MAX_S = 4.0  # cap on the reopen backoff: a port that comes back is used within ~4 s
 _RAW_KEEP = 96
 _LAYOUT = str.maketrans("", "", "\t\r\n")
-_QR_ONLY = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
 
 # ---------------------------------------------------------------------------------------------
 # Settings
@@ -187,7 +186,10 @@ def decode_frame(frame: object) -> list[QrScan]:
     zxing-cpp read with a valid error correction are returned; texts with unprintable
     characters (binary payloads) are dropped, as on the scanner path. Each distinct payload once.
     """
-    results = zxingcpp.read_barcodes(frame, formats=_QR_ONLY)
+    # a format set built per call: one kept for the life of the module outlives zxing-cpp's
+    # bindings at interpreter exit, which then report it as leaked
+    only_qr = zxingcpp.BarcodeFormats(zxingcpp.BarcodeFormat.QRCode)
+    results = zxingcpp.read_barcodes(frame, formats=only_qr)
     scans: list[QrScan] = []
     seen: set[str] = set()
     for result in results:

@@ -114,3 +114,17 @@ def test_generated_traffic_has_every_code_per_hundred_and_about_eighty_percent_c
         assert set(ANOMALIES) <= set(codes)
         assert sum(v.label == "clean" for v in vehicles) == 80
     assert Code.NOTE_USED in ANOMALIES
+
+
+def test_a_run_with_ocr_ends_cleanly_with_nothing_but_its_own_log_on_stderr() -> None:
+    # real OCR on rendered frames; at exit no library may complain (zxing-cpp's bindings
+    # reported a format set kept for the module's life as leaked), and a frame without
+    # text is not a warning
+    result = gatewayd("sim", "--vehicles", "2", "--seed", "3", "--fast", "--ocr", "--json")
+    assert result.returncode == 0, result.stderr[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["vehicles"] == 2
+    assert summary["wrong"] == 0
+    assert "nanobind" not in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "text detection result is empty" not in result.stderr
