@@ -40,6 +40,7 @@ def synthetic(engine: OcrEngine, count: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     plates, containers = PlateReader(engine), ContainerReader(engine)
     out: dict[str, Any] = {"plates": 0, "plates_right": 0, "plate_ms": [], "misses": []}
+    out["plates_by_kind"] = {}  # kind -> [confident and exact, rendered]
     out.update({"views": 0, "views_right": 0, "view_ms": [], "invalid_verified": 0})
     kinds = ("blue", "yellow", "green", "yellow_double")
     for i in range(count):
@@ -57,8 +58,11 @@ def synthetic(engine: OcrEngine, count: int, seed: int) -> dict[str, Any]:
         fused = plates.read_pass([image])
         out["plate_ms"].append((time.perf_counter() - started) * 1000)
         out["plates"] += 1
+        tally = out["plates_by_kind"].setdefault(kind, [0, 0])
+        tally[1] += 1
         if fused.text == text and fused.status == "confident":
             out["plates_right"] += 1
+            tally[0] += 1
         elif fused.text != text:
             out["misses"].append(f"plate {kind} {text} d={difficulty:.2f}: read {fused.text}")
     views = ("side", "back", "corner", "top")
@@ -129,6 +133,11 @@ def main() -> None:
             "0",
         ),
         ("synthetic plates confident and exact", f"{synth['plates_right']}/{synth['plates']}", ""),
+        (
+            "synthetic plates by kind",
+            ", ".join(f"{k} {r}/{n}" for k, (r, n) in synth["plates_by_kind"].items()),
+            "",
+        ),
         ("synthetic plate scene median ms", _median(synth["plate_ms"]), ""),
         ("synthetic container views right", f"{synth['views_right']}/{synth['views']}", ""),
         ("synthetic container view median ms", _median(synth["view_ms"]), ""),
