@@ -158,17 +158,25 @@ def _distance(a: str, b: str) -> int:
     return row[-1]
 
 
+def _clarity(reading: Reading) -> float:
+    """How clearly a reading reads as a plate: the mean weight it gives its characters."""
+    tops = [max(w for _, w in options) for options in reading.chars if options]
+    return sum(tops) / len(tops) if tops else reading.confidence
+
+
 def fuse_plates(
     readings: Sequence[R], *, min_confidence: float = 0.5, max_rival: float = 0.3
 ) -> FusedPlate[R]:
     """Fuse the plate readings of one pass (several frames, several cameras).
 
     Readings are first grouped by plate: texts within two edits (a character misread,
-    dropped or added) are taken for the same plate read with errors. The group with the
-    most confidence is the pass's plate; when a second group carries more than
-    ``max_rival`` of its weight (two vehicles in view, or a plate read two incompatible
-    ways), the result is doubtful. The chosen group is voted character by character
-    (independent frames; the length most of them read wins).
+    dropped or added) are taken for the same plate read with errors. The group whose
+    characters read most clearly (summed over its readings: the mean weight of each
+    reading's characters) is the pass's plate, so that a plate whose province alone is
+    unclear still wins over a badge or sign made into a doubtful plate; when a second
+    group carries more than ``max_rival`` of its confidence (two vehicles in view, or a
+    plate read two incompatible ways), the result is doubtful. The chosen group is voted
+    character by character (independent frames; the length most of them read wins).
 
     >>> from types import SimpleNamespace as R
     >>> def reading(t, w): return R(text=t, confidence=w, chars=tuple(((c, w),) for c in t))
@@ -191,8 +199,9 @@ def fuse_plates(
                 break
         else:
             groups.append([r])
+    clarity = [sum(max(_clarity(r), 0.01) for r in g) for g in groups]
     weight = [sum(max(r.confidence, 0.01) for r in g) for g in groups]
-    order = sorted(range(len(groups)), key=lambda i: -weight[i])
+    order = sorted(range(len(groups)), key=lambda i: (-clarity[i], -weight[i]))
     main = groups[order[0]]
     rival = groups[order[1]] if len(order) > 1 else None
     fused = vote([Evidence(r.text, r.chars) for r in main])

@@ -76,6 +76,18 @@ def test_a_faint_second_plate_does_not_spoil_a_clear_pass() -> None:
     assert fused.rival == "苏E77B01"
 
 
+def test_a_plate_with_an_unclear_province_wins_over_a_badge_made_into_a_plate() -> None:
+    # a truck's grille badge read under the plate grammar: a made-up province, letters
+    # read unevenly; its weakest character is no weaker than the real plate's province
+    plate = read("新PU8JX3", 0.06, *[0.95] * 6)
+    badge = read("川REFANG", 0.065, 0.42, 0.71, 0.56, 0.38, 0.85, 0.87)
+    for order in ([plate, badge], [badge, plate]):
+        fused = fuse_plates(order)
+        assert fused.text == "新PU8JX3"
+        assert fused.best is plate
+        assert fused.status == "doubtful"  # the province still needs a human
+
+
 def test_no_readings_is_none_and_weak_ones_are_doubtful() -> None:
     assert fuse_plates([]).status == "none"
     assert fuse_plates([]).text is None
