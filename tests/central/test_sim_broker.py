@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -16,8 +14,7 @@ from sim.central_server import SimCentralServer
 from sim.mosquitto import Broker, mosquitto_available
 from sim.run import simulate
 from sim.scenario import generate
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.commands import gatewayd
 
 
 @pytest.mark.slow
@@ -63,17 +60,6 @@ async def test_with_the_broker_down_all_run_the_lane_decides_and_delivers_when_i
     assert central["delivered_s"] <= 10.0  # from the broker's return
     assert central["ledger_synced"]  # and the lane took central's confirmations back
     assert central["alerts"] > 0  # holds and rejects were alerted through the outbox too
-
-
-def gatewayd(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from gatewayd.cli import main; main()", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
 
 
 def test_gatewayd_sim_with_a_broker_reports_what_central_received(broker: Broker) -> None:

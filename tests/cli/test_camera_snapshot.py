@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 
 from sim.camera_server import MjpegServer
 from sim.render import render_plate_scene
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.commands import GATEWAYCTL, ROOT, run_async
 
 
 async def test_snapshot_saves_the_frame_and_shows_the_plate_read(tmp_path: Path) -> None:
@@ -22,10 +19,8 @@ async def test_snapshot_saves_the_frame_and_shows_the_plate_read(tmp_path: Path)
         config = tmp_path / "lane.toml"
         config.write_text(text, encoding="utf-8")
         out = tmp_path / "front.jpg"
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from gatewayd.ctl import main; main()",
+        code, stdout, stderr = await run_async(
+            GATEWAYCTL,
             "camera",
             "snapshot",
             "front",
@@ -34,13 +29,10 @@ async def test_snapshot_saves_the_frame_and_shows_the_plate_read(tmp_path: Path)
             "--out",
             str(out),
             "--ocr",
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
+            limit_s=120,
         )
-        stdout, stderr = await asyncio.wait_for(proc.communicate(), 120)
-    assert proc.returncode == 0, stderr.decode()
-    report = json.loads(stdout.decode().strip().splitlines()[-1])
+    assert code == 0, stderr
+    report = json.loads(stdout.strip().splitlines()[-1])
     assert report["file"] == str(out)
     assert (report["width"], report["height"]) == (1280, 720)
     assert out.read_bytes().startswith(b"\xff\xd8")
@@ -48,19 +40,13 @@ async def test_snapshot_saves_the_frame_and_shows_the_plate_read(tmp_path: Path)
 
 
 async def test_unknown_view_is_refused_naming_the_configured_ones(tmp_path: Path) -> None:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from gatewayd.ctl import main; main()",
+    code, _, stderr = await run_async(
+        GATEWAYCTL,
         "camera",
         "snapshot",
         "rear",
         "--config",
         str(ROOT / "config" / "lane.example.toml"),
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
     )
-    _, stderr = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode == 1
-    assert "no camera named 'rear'" in stderr.decode()
+    assert code == 1
+    assert "no camera named 'rear'" in stderr

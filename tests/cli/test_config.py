@@ -3,34 +3,19 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gatewayd.config import load_config, parse_config
 from gatewayd.tomlfile import FileError
+from tests.commands import GATEWAYCTL, ROOT, run
 
-ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "config" / "lane.example.toml"
 
 
 def validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from gatewayd.ctl import main; main()",
-            "config",
-            "validate",
-            str(path),
-        ],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=ROOT,
-    )
+    return run(GATEWAYCTL, "config", "validate", str(path), timeout=60)
 
 
 def test_example_config_is_valid() -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
+from collections.abc import Awaitable
 from pathlib import Path
 
 from drivers.release_note import ReleaseNote
@@ -13,8 +13,8 @@ from sim.eseal_device import EsealReaderSim
 from sim.gps_device import SimGps
 from sim.qr_scanner_device import SimQrScanner
 from sim.weighbridge_device import WeighbridgeSim
+from tests.commands import GATEWAYCTL, ROOT, run_async
 
-ROOT = Path(__file__).resolve().parents[2]
 KEY = bytes(range(16))
 
 
@@ -56,22 +56,11 @@ def _config(
     return path
 
 
-async def _ctl(*args: str, meanwhile: object = None) -> tuple[int, list[dict[str, object]], str]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from gatewayd.ctl import main; main()",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    if meanwhile is not None:
-        await meanwhile  # type: ignore[misc]
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    lines = [json.loads(line) for line in out.decode().splitlines() if line.startswith("{")]
-    assert proc.returncode is not None
-    return proc.returncode, lines, err.decode()
+async def _ctl(
+    *args: str, meanwhile: Awaitable[object] | None = None
+) -> tuple[int, list[dict[str, object]], str]:
+    code, out, err = await run_async(GATEWAYCTL, *args, meanwhile=meanwhile)
+    return code, [json.loads(line) for line in out.splitlines() if line.startswith("{")], err
 
 
 async def test_read_weighbridge_prints_settled_weights(tmp_path: Path) -> None:

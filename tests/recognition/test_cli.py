@@ -4,21 +4,14 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests import commands
+from tests.commands import RECOGNITION
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "recognition", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=ROOT,
-    )
+    return commands.run(RECOGNITION, *args, timeout=300)
 
 
 def test_one_json_line_per_image_with_plates_and_containers(shared_data: Path) -> None:

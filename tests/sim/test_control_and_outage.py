@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-import sys
 from pathlib import Path
 
 from gatewayd.config import ControlSection
 from gatewayd.lane import Phase
+from tests.commands import GATEWAYCTL, run_async
 
 from .harness import running_lane
 
-ROOT = Path(__file__).resolve().parents[2]
-
 
 async def ctl(*args: str) -> tuple[int, dict[str, object]]:
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from gatewayd.ctl import main; main()",
-        *args,
-        cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-    out, err = await asyncio.wait_for(proc.communicate(), 60)
-    assert proc.returncode is not None
-    return proc.returncode, json.loads(out.decode().strip().splitlines()[-1]) if out.strip() else {
-        "stderr": err.decode()
-    }
+    code, out, err = await run_async(GATEWAYCTL, *args)
+    return code, json.loads(out.strip().splitlines()[-1]) if out.strip() else {"stderr": err}
 
 
 async def test_officer_releases_a_held_truck_from_the_cli_and_it_is_audited(tmp_path: Path) -> None:

@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gatewayd.reasons import Code
 from sim.scenario import ANOMALIES
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def gatewayd(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-c", "from gatewayd.cli import main; main()", *args],
-        check=False,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+from tests.commands import ROOT, gatewayd
 
 
 @pytest.mark.slow
