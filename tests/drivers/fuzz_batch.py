@@ -20,7 +20,8 @@ import random
 import re
 from collections.abc import Callable, Sequence
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 # GATEWAYD_FUZZ_SCALE=10 runs ten times the examples (for a long soak, not for CI)
 SCALE = max(1, int(os.environ.get("GATEWAYD_FUZZ_SCALE", "1")))
@@ -35,6 +36,31 @@ FUZZ_SETTINGS = settings(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
 )
+
+
+def fuzz_batches(
+    check: Callable[[bytes, random.Random], int],
+    inputs: Callable[[random.Random], Sequence[bytes]],
+    *,
+    extra_size: int = 200,
+) -> tuple[int, int]:
+    """Run ``check(data, rng)`` on every input of the batches: each hypothesis example draws
+    a seed for ``inputs(rng)`` and one input of its own (up to ``extra_size`` bytes). Returns
+    how many inputs were checked and the sum of what ``check`` returned (what got through)."""
+    count = through = 0
+
+    @FUZZ_SETTINGS
+    @given(seed=st.integers(0, 2**64), extra=st.binary(max_size=extra_size))
+    def run(seed: int, extra: bytes) -> None:
+        nonlocal count, through
+        rng = random.Random(seed)
+        for data in [extra, *inputs(rng)]:
+            through += check(data, rng)
+            count += 1
+
+    run()
+    return count, through
+
 
 SPECIAL = [b"$", b"*", b",", b".", b"\r", b"\n", b"\r\n", b"\x00", b"\xff", b"*00", b"A", b"V"]
 SPECIAL += [

@@ -7,7 +7,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from drivers.supervisor import Health, Supervisor
 
@@ -29,6 +29,37 @@ async def eventually(
 
 
 R = TypeVar("R")
+
+
+class Decoder(Protocol):
+    """A sans-I/O codec: bytes in, readings (and rejects) out."""
+
+    def feed(self, chunk: bytes) -> list[Any]: ...
+    def flush(self) -> list[Any]: ...
+
+
+def feed_all(decoder: Decoder, data: bytes, step: int = 0) -> list[Any]:
+    """Feed ``data`` in chunks of ``step`` bytes (all at once for 0), then flush."""
+    pieces = [data[i : i + step] for i in range(0, len(data), step)] if step else [data]
+    return feed_pieces(decoder, pieces)
+
+
+def feed_pieces(decoder: Decoder, pieces: list[bytes]) -> list[Any]:
+    """Feed the pieces as reads from a port would bring them, then flush."""
+    out: list[Any] = []
+    for piece in pieces:
+        out += decoder.feed(piece)
+    return out + decoder.flush()
+
+
+def bitwise_crc16(data: bytes) -> int:
+    """CRC-16/MODBUS computed bit by bit: the oracle for the table-driven codec CRC."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
 
 
 class Recorder(Generic[R]):

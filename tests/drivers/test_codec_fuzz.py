@@ -49,7 +49,8 @@ from drivers.eseal import (
     status_payload,
 )
 from drivers.weighbridge import ToledoDecoder, WeightReading, Xk3190Decoder
-from tests.drivers.fuzz_batch import BATCH, FUZZ_SETTINGS, MIN_INPUTS, build_stream, chunks
+from tests.drivers.fuzz_batch import BATCH, MIN_INPUTS, build_stream, chunks, fuzz_batches
+from tests.drivers.serial_helpers import bitwise_crc16, feed_pieces
 
 # --------------------------------------------------------------------------- oracles
 
@@ -111,15 +112,6 @@ def xk3190_expected(raw: bytes, frames: str) -> Decimal | None:
     return None
 
 
-def crc16(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
 def eseal_frame_ok(raw: bytes) -> bool:
     """Start byte, length in range and matching, CRC over LEN..payload, low byte first."""
     return (
@@ -127,7 +119,7 @@ def eseal_frame_ok(raw: bytes) -> bool:
         and raw[0] == 0xA5
         and 3 <= raw[1] <= 131
         and len(raw) == raw[1] + 4
-        and crc16(raw[1:-2]) == int.from_bytes(raw[-2:], "little")
+        and bitwise_crc16(raw[1:-2]) == int.from_bytes(raw[-2:], "little")
     )
 
 
@@ -264,13 +256,6 @@ def inputs(
     return (build_stream(rng, data, make_frame, special),)
 
 
-def feed(decoder: ToledoDecoder | Xk3190Decoder | MessageDecoder, pieces: list[bytes]) -> list:
-    out: list = []
-    for piece in pieces:
-        out += decoder.feed(piece)
-    return out + decoder.flush()
-
-
 def check_toledo(rng: random.Random, data: bytes) -> None:
     dec = ToledoDecoder(
         tare=rng.random() < 0.7,
@@ -281,7 +266,7 @@ def check_toledo(rng: random.Random, data: bytes) -> None:
     special = b"\x02\r\x82\x8d"
     pool = TOLEDO_POOLS[dec.tare, dec.checksum, dec.mask_parity]
     for stream in inputs(rng, data, lambda r: r.choice(pool), special):
-        items = feed(dec, chunks(rng, stream))
+        items = feed_pieces(dec, chunks(rng, stream))
         fed = stream.translate(MASK_7BIT) if dec.mask_parity else stream
         assert b"".join(item.raw for item in items) == fed
         for item in items:
@@ -304,7 +289,7 @@ def check_xk3190(rng: random.Random, data: bytes) -> None:
     dec = Xk3190Decoder(frames=frames)  # type: ignore[arg-type]
     special = b"\x02\x03=+-.0"
     for stream in inputs(rng, data, lambda r: r.choice(XK3190_POOL), special):
-        items = feed(dec, chunks(rng, stream))
+        items = feed_pieces(dec, chunks(rng, stream))
         assert b"".join(item.raw for item in items) == stream
         for item in items:
             if isinstance(item, Rejected):
@@ -338,21 +323,16 @@ def check_eseal(rng: random.Random, data: bytes) -> None:
 
 
 def test_codecs_never_raise_and_never_invent_readings() -> None:
-    count = 0
+    def check(data: bytes, rng: random.Random) -> int:
+        check_toledo(rng, data)
+        check_xk3190(rng, data)
+        check_eseal(rng, data)
+        return 0
 
-    @FUZZ_SETTINGS
-    @given(seed=st.integers(0, 2**64), extra=st.binary(max_size=200))
-    def run(seed: int, extra: bytes) -> None:
-        nonlocal count
-        rng = random.Random(seed)
-        batch = [rng.randbytes(rng.randint(0, 200)) for _ in range(BATCH)]
-        for data in [extra, *batch]:
-            check_toledo(rng, data)
-            check_xk3190(rng, data)
-            check_eseal(rng, data)
-            count += 1
+    def batch(rng: random.Random) -> list[bytes]:
+        return [rng.randbytes(rng.randint(0, 200)) for _ in range(BATCH)]
 
-    run()
+    count, _ = fuzz_batches(check, batch)
     assert count >= MIN_INPUTS
 
 
@@ -372,19 +352,19 @@ def test_every_frame_between_clean_junk_is_found(seed: int) -> None:
     toledo = ToledoDecoder(tare=rng.random() < 0.5, checksum=rng.random() < 0.5)
     frames = [toledo_frame(rng, toledo) for _ in range(rng.randint(1, 6))]
     stream = b"".join(junk(b"\x02\x82") + f for f in frames) + junk(b"\x02\x82")
-    readings = [i for i in feed(toledo, chunks(rng, stream)) if isinstance(i, WeightReading)]
+    readings = [i for i in feed_pieces(toledo, chunks(rng, stream)) if isinstance(i, WeightReading)]
     assert [r.raw for r in readings] == [bytes(b & 0x7F for b in f) for f in frames]
 
     xk = Xk3190Decoder()
     frames = [xk3190_frame(rng) for _ in range(rng.randint(1, 6))]
     stream = b"".join(junk(b"\x02=") + f for f in frames) + junk(b"\x02=")
-    readings = [i for i in feed(xk, chunks(rng, stream)) if isinstance(i, WeightReading)]
+    readings = [i for i in feed_pieces(xk, chunks(rng, stream)) if isinstance(i, WeightReading)]
     assert [r.raw for r in readings] == frames
 
     eseal = MessageDecoder("both")
     frames = [eseal_frame(rng) for _ in range(rng.randint(1, 6))]
     stream = b"".join(junk(b"\xa5") + f for f in frames) + junk(b"\xa5")
-    decoded = [i for i in feed(eseal, chunks(rng, stream)) if not isinstance(i, Rejected)]
+    decoded = [i for i in feed_pieces(eseal, chunks(rng, stream)) if not isinstance(i, Rejected)]
     # frames with an unknown command or a payload that does not parse are rejected whole
     parsable = [f for f in frames if not isinstance(_parse_alone(f), Rejected)]
     assert [m.raw for m in decoded] == parsable

@@ -27,6 +27,7 @@ from drivers.eseal import (
     seal_key,
     set_state_payload,
 )
+from tests.drivers.serial_helpers import bitwise_crc16, feed_all
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "protocols" / "eseal.md"
 KEY = bytes(range(16))
@@ -39,24 +40,8 @@ def doc_examples() -> list[bytes]:
     return [bytes.fromhex(m) for m in re.findall(r"\bA5(?: [0-9A-F]{2})+", text)]
 
 
-def bitwise_crc(data: bytes) -> int:
-    crc = 0xFFFF
-    for byte in data:
-        crc ^= byte
-        for _ in range(8):
-            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
-    return crc
-
-
 def decode(data: bytes, direction: str = "both", step: int = 0) -> list[object]:
-    decoder = MessageDecoder(direction)  # type: ignore[arg-type]
-    out: list[object] = []
-    if step:
-        for i in range(0, len(data), step):
-            out += decoder.feed(data[i : i + step])
-    else:
-        out += decoder.feed(data)
-    return out + decoder.flush()
+    return feed_all(MessageDecoder(direction), data, step)  # type: ignore[arg-type]
 
 
 def messages(items: list[object]) -> list[Request | Response]:
@@ -70,7 +55,7 @@ def rejects(items: list[object]) -> list[Rejected]:
 def test_crc_check_value_and_table_match_the_bitwise_definition() -> None:
     assert crc16_modbus(b"123456789") == 0x4B37
     for data in (b"", b"\x00", b"\xa5\x03\x01\x01\x01", bytes(range(256))):
-        assert crc16_modbus(data) == bitwise_crc(data)
+        assert crc16_modbus(data) == bitwise_crc16(data)
 
 
 def test_the_documents_examples_decode_to_what_it_says() -> None:

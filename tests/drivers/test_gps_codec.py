@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-import functools
-import operator
 
 import pytest
 
 from drivers.codec import Rejected
 from drivers.gps import GpsDecoder, GpsFix, GpsLimits, GpsNoFix, NmeaFramer
+from tests.drivers.fuzz_batch import nmea_checksum
 
 # 2014-05-26 08:14:12 UTC
 T0 = dt.datetime(2014, 5, 26, 8, 14, 12, tzinfo=dt.UTC).timestamp()
@@ -17,7 +16,7 @@ T0 = dt.datetime(2014, 5, 26, 8, 14, 12, tzinfo=dt.UTC).timestamp()
 
 def nmea(body: str) -> bytes:
     """A sentence with its checksum and CR LF."""
-    checksum = functools.reduce(operator.xor, body.encode("ascii"), 0)
+    checksum = nmea_checksum(body.encode("ascii"))
     return f"${body}*{checksum:02X}\r\n".encode("ascii")
 
 

@@ -5,18 +5,16 @@ before the gap is delivered after it."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 from typing import Literal
 
 import pytest
 
 from drivers.codec import Rejected
 from drivers.gps import GpsFix, GpsNoFix, GpsReading, GpsSettings, gps_supervisor, open_gps
-from drivers.supervisor import Supervisor
 from sim.gps_device import GpsState, SimGps, epoch_sentences
 from tests.drivers.serial_helpers import Recorder as BaseRecorder
+from tests.drivers.serial_helpers import running
 
 Transport = Literal["pty", "tcp"]
 HERE = (31.2304, 121.4737)
@@ -39,17 +37,6 @@ class Recorder(BaseRecorder[GpsReading]):
         while not self.readings.empty():
             out.append(self.readings.get_nowait())
         return out
-
-
-@contextlib.asynccontextmanager
-async def supervised(sup: Supervisor[GpsReading]) -> AsyncIterator[None]:
-    task = asyncio.create_task(sup.run(), name="gps-supervisor")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 def at(fix: GpsFix, place: tuple[float, float]) -> bool:
@@ -121,7 +108,7 @@ async def test_pulled_cable_is_recovered_and_nothing_from_before_crosses_the_gap
         sup = gps_supervisor(
             GpsSettings(port=gps.port), rec.on_reading, on_state=rec.on_state, name="gps"
         )
-        async with supervised(sup):
+        async with running(sup):
             await rec.wait_state("up")
             fix = await rec.next_fix()
             assert fix.valid
@@ -156,7 +143,7 @@ async def test_a_silent_line_is_reopened() -> None:
         gps.set_position(*HERE)
         settings = GpsSettings(port=gps.port, silence_s=0.3)
         sup = gps_supervisor(settings, rec.on_reading, on_state=rec.on_state)
-        async with supervised(sup):
+        async with running(sup):
             await rec.next_fix()
             gps.set_silent(True)
             await rec.wait_state("down")
@@ -170,7 +157,7 @@ async def test_supervisor_counts_rejected_frames() -> None:
     rec = Recorder()
     async with SimGps(rate_hz=None) as gps:
         sup = gps_supervisor(GpsSettings(port=gps.port), rec.on_reading, on_state=rec.on_state)
-        async with supervised(sup):
+        async with running(sup):
             await rec.wait_state("up")
             gps.set_position(*HERE)
             gps.write(b"junk\r\n$GPGGA,bad*00\r\n")

@@ -10,16 +10,13 @@ import datetime as dt
 import random
 import re
 
-from hypothesis import given
-from hypothesis import strategies as st
-
 from drivers.codec import Rejected
 from drivers.gps import GpsDecoder, GpsFix, GpsLimits, GpsNoFix
 from sim.gps_device import GpsState, epoch_sentences
 from tests.drivers.fuzz_batch import (
     BATCH,
-    FUZZ_SETTINGS,
     MIN_INPUTS,
+    fuzz_batches,
     mutate,
     nmea_checksum,
     refix_checksums,
@@ -168,18 +165,7 @@ def _run_one(data: bytes, rng: random.Random) -> int:
 
 
 def test_fuzz_gps_codec_random_and_mutated_inputs() -> None:
-    count = valid = 0
-
-    @FUZZ_SETTINGS
-    @given(seed=st.integers(0, 2**64), extra=st.binary(max_size=200))
-    def run(seed: int, extra: bytes) -> None:
-        nonlocal count, valid
-        rng = random.Random(seed)
-        for data in [extra, *_inputs(rng)]:
-            valid += _run_one(data, rng)
-            count += 1
-
-    run()
+    count, valid = fuzz_batches(_run_one, _inputs)
     assert count >= MIN_INPUTS
     assert valid > 1000  # clean and lightly mutated epochs do get through: the oracle was used
 

@@ -3,33 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from drivers.codec import Rejected
 from drivers.qr import QrScan, QrScannerSettings, open_qr_scanner, qr_scanner_supervisor
 from drivers.release_note import ReleaseNote, encode
-from drivers.supervisor import Supervisor
 from sim.qr_scanner_device import SimQrScanner
-from tests.drivers.serial_helpers import Recorder
+from tests.drivers.serial_helpers import Recorder, running
 
 CENTRAL = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 BEFORE = encode(ReleaseNote("RN-A", "沪A12345", (), 1_700_000_000, 1_700_086_400), CENTRAL)
 AFTER = encode(ReleaseNote("RN-B", "沪B54321", (), 1_700_000_000, 1_700_086_400), CENTRAL)
-
-
-@contextlib.asynccontextmanager
-async def supervised(sup: Supervisor[QrScan]) -> AsyncIterator[None]:
-    task = asyncio.create_task(sup.run(), name="qr-supervisor")
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
 
 
 async def test_driver_reads_scans_from_the_simulated_scanner() -> None:
@@ -58,7 +44,7 @@ async def test_pulled_cable_is_recovered_and_no_half_line_crosses_the_gap() -> N
         sup = qr_scanner_supervisor(
             QrScannerSettings(port=scanner.port), rec.on_reading, on_state=rec.on_state
         )
-        async with supervised(sup):
+        async with running(sup):
             await rec.wait_state("up")
             scanner.scan(BEFORE)
             assert (await asyncio.wait_for(rec.readings.get(), 2)).payload == BEFORE

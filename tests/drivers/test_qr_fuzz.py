@@ -7,13 +7,11 @@ from __future__ import annotations
 import random
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given
-from hypothesis import strategies as st
 
 from drivers.codec import Rejected
 from drivers.qr import QrScan, ScannerLineDecoder, describe
 from drivers.release_note import ReleaseNote, decode, encode, public_key_b64, public_keys
-from tests.drivers.fuzz_batch import BATCH, FUZZ_SETTINGS, MIN_INPUTS, mutate, splits
+from tests.drivers.fuzz_batch import BATCH, MIN_INPUTS, fuzz_batches, mutate, splits
 
 CENTRAL = Ed25519PrivateKey.from_private_bytes(bytes(range(32)))
 FORGER = Ed25519PrivateKey.from_private_bytes(bytes(32))
@@ -82,17 +80,6 @@ def _run_one(data: bytes, rng: random.Random) -> int:
 
 
 def test_fuzz_qr_scanner_random_and_mutated_inputs() -> None:
-    count = verified = 0
-
-    @FUZZ_SETTINGS
-    @given(seed=st.integers(0, 2**64), extra=st.binary(max_size=300))
-    def run(seed: int, extra: bytes) -> None:
-        nonlocal count, verified
-        rng = random.Random(seed)
-        for data in [extra, *_inputs(rng)]:
-            verified += _run_one(data, rng)
-            count += 1
-
-    run()
+    count, verified = fuzz_batches(_run_one, _inputs, extra_size=300)
     assert count >= MIN_INPUTS
     assert verified > 1000  # intact notes do get through: the verify branch was exercised

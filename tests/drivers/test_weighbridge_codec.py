@@ -18,6 +18,7 @@ from drivers.weighbridge import (
     xk3190_equals_frame,
     xk3190_frame,
 )
+from tests.drivers.serial_helpers import feed_all
 
 FRAME_HEX = re.compile(r"`((?:[0-9A-F]{2} ){11}[0-9A-F]{2})`[^\n]*?-> (\d+) kg")
 PAYLOAD = re.compile(r"`([+-][0-9]{7}[0-9A-F]{2})`[^\n]*-> (\d+) kg")
@@ -45,17 +46,6 @@ def manual_equals(shared_data: Path) -> list[tuple[bytes, float]]:
     found = [(stream.encode(), float(value)) for value, stream in EQUALS.findall(text)]
     assert len(found) >= 2, "formats.md no longer lists the '=' examples"
     return found
-
-
-def feed_all(decoder: ToledoDecoder | Xk3190Decoder, data: bytes, step: int = 0) -> list[object]:
-    """Feed ``data`` in chunks of ``step`` bytes (all at once for 0), then flush."""
-    out: list[object] = []
-    if step:
-        for i in range(0, len(data), step):
-            out += decoder.feed(data[i : i + step])
-    else:
-        out += decoder.feed(data)
-    return out + decoder.flush()
 
 
 def kgs(items: list[object]) -> list[float | None]:
