@@ -38,7 +38,7 @@ import aiomqtt
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from drivers import release_note
-from drivers.supervisor import Backoff, Health, State
+from drivers.supervisor import Backoff, Health, State, raise_if_stopping
 from gatewayd.central_config import MqttSection
 from gatewayd.commands import Alert
 from gatewayd.config import LaneConfig
@@ -303,7 +303,6 @@ class CentralLink:
     async def _connection(self, lane: LaneHost) -> None:
         s = self.settings
         where = f"{s.host}:{s.effective_port}"
-        me = asyncio.current_task()
         while True:
             self._opened = None
             attempt = asyncio.create_task(self._attempt(lane, where), name="link:session")
@@ -321,12 +320,10 @@ class CentralLink:
                 self._set("down", f"{type(exc).__name__}: {exc}")
             finally:
                 self.connected.clear()
-            if me is not None and me.cancelling():
-                # On 3.11 a cancellation that meets a finishing wait_for (in aiomqtt's connect
-                # or disconnect) comes out as that wait's own result or error. This task
-                # hosts no TaskGroup (the session runs in its own task), so its cancel count
-                # is only ever raised by someone stopping the link.
-                raise asyncio.CancelledError
+            # aiomqtt's connect and disconnect wait with wait_for, which can swallow a
+            # cancellation. This task hosts no TaskGroup (the session runs in its own
+            # task), so its cancel count is only ever raised by someone stopping the link.
+            raise_if_stopping()
             opened = self._opened
             if opened is not None and time.monotonic() - opened >= HEALTHY_AFTER_S:
                 self.backoff.reset()

@@ -23,7 +23,7 @@ from typing import Any
 
 import aiomqtt
 
-from drivers.supervisor import Backoff
+from drivers.supervisor import Backoff, raise_if_stopping
 from gatewayd.central_config import MqttSection
 from gatewayd.config import LaneConfig
 from gatewayd.envelope import SCHEMA, seal_central
@@ -76,7 +76,6 @@ class SimCentralServer:
         self.published = 0  # deltas acknowledged by the broker on the ledger topic
         # what the lanes sent
         self.passes: dict[str, dict[str, Any]] = {}
-        self.first_seen: dict[str, float] = {}
         self.delivery_s: dict[str, float] = {}
         self.overrides: dict[str, dict[str, Any]] = {}
         self.alerts: dict[str, dict[str, Any]] = {}
@@ -303,7 +302,6 @@ class SimCentralServer:
             return
         now = time.time()
         self.passes[pass_id] = record
-        self.first_seen[pass_id] = now
         self.delivery_s[pass_id] = now - float(record.get("decided_at", now))
         if record.get("decision") == "release":
             self._count_release(record)
@@ -343,7 +341,6 @@ class SimCentralServer:
 
     async def run(self) -> None:
         """Stay connected (reconnecting with backoff) until cancelled."""
-        me = asyncio.current_task()
         while True:
             self._opened = None
             attempt = asyncio.create_task(self._attempt(), name="central:session")
@@ -354,8 +351,7 @@ class SimCentralServer:
                 quick = True  # the broker sends the dropped messages again
             except* aiomqtt.MqttError as group:
                 log.info("central: broker connection lost: %s", group.exceptions[0])
-            if me is not None and me.cancelling():  # see CentralLink._connection
-                raise asyncio.CancelledError
+            raise_if_stopping()  # see CentralLink._connection
             if self._opened is not None and time.monotonic() - self._opened > 2:
                 self.backoff.reset()
             await asyncio.sleep(0 if quick else self.backoff.next())

@@ -26,7 +26,7 @@ from gatewayd.config import LaneConfig
 from gatewayd.daemon import Lane
 from gatewayd.link import CentralLink
 from gatewayd.reasons import Outcome
-from sim.mosquitto import free_port
+from sim.net import free_port
 from sim.run import GEOFENCE, WIRING
 
 BOOKS = 20

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from gatewayd.ledger import Ledger
+from gatewayd.ledger import SYNC_SEQ, Ledger
 from gatewayd.sync import install
 from sim.central import SimCentral
 from sim.central_server import SimCentralServer
@@ -163,7 +163,7 @@ async def soak(
             done_outages = done_kills = 0
             count_sql = "SELECT COUNT(*) FROM passes"
             while True:
-                written = _count(ledger_path, count_sql)
+                written = await asyncio.to_thread(_count, ledger_path, count_sql)
                 if events and written >= marks[0]:
                     marks.pop(0)
                     event = events.pop(0)
@@ -195,10 +195,12 @@ async def soak(
             # and the lane caught up with everything central changed meanwhile
             deadline = time.monotonic() + settle_s
             synced = False
+            applied_sql = f"SELECT value FROM meta WHERE key='{SYNC_SEQ}'"
             while time.monotonic() < deadline:
-                applied = _count(ledger_path, "SELECT value FROM meta WHERE key='sync.applied_seq'")
+                applied = await asyncio.to_thread(_count, ledger_path, applied_sql)
                 if applied >= central.seq:
-                    synced = _same_documents(ledger_path, central)
+                    lane = await asyncio.to_thread(_lane_documents, ledger_path)
+                    synced = _same_documents(lane, central)
                     if synced:
                         break
                 await asyncio.sleep(0.1)
@@ -225,8 +227,13 @@ async def soak(
         )
 
 
-def _same_documents(path: Path, central: SimCentralServer) -> bool:
-    """The lane's notes and balances are central's (read with a second connection)."""
+# note statuses, book-line balances, pending draws
+LaneDocuments = tuple[dict[str, str], dict[tuple[str, int], float], int]
+
+
+def _lane_documents(path: Path) -> LaneDocuments | None:
+    """The lane's note statuses, balances and pending draws (read with a second
+    connection; blocking), or None while the ledger cannot be read."""
     conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=1)
     try:
         notes = dict(conn.execute("SELECT note_id, status FROM notes").fetchall())
@@ -236,9 +243,17 @@ def _same_documents(path: Path, central: SimCentralServer) -> bool:
         }
         pending = conn.execute("SELECT COUNT(*) FROM pending_draws").fetchone()[0]
     except sqlite3.Error:
-        return False
+        return None
     finally:
         conn.close()
+    return notes, lines, pending
+
+
+def _same_documents(lane: LaneDocuments | None, central: SimCentralServer) -> bool:
+    """The lane's notes and balances are central's, with nothing pending."""
+    if lane is None:
+        return False
+    notes, lines, pending = lane
     want_notes = {k: v["status"] for k, v in central.notes.items()}
     want_lines = {k: v["remaining"] for k, v in central.book_lines.items()}
     return notes == want_notes and lines == want_lines and pending == 0

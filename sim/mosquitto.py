@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from sim.net import free_port
+
 MOSQUITTO = os.environ.get("GATEWAYD_MOSQUITTO", "/usr/sbin/mosquitto")
 _LIVE: set[Broker] = set()
 
@@ -29,13 +31,6 @@ _LIVE: set[Broker] = set()
 def mosquitto_available() -> bool:
     """True when the broker binary is installed."""
     return Path(MOSQUITTO).is_file() or shutil.which("mosquitto") is not None
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simutils import SimUtils
 
 from drivers.modbus_io import RelaySettings
+from sim.net import free_port
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ class SimRelay:
             await self._server.serve_forever(background=True)
             return 0
         if self.port == 0:
-            self.port = _free_port()
+            self.port = free_port()
         self._server = ModbusTcpServer(device, address=("127.0.0.1", self.port))
         await self._server.serve_forever(background=True)
         return self.port
@@ -196,12 +197,3 @@ class SimRelay:
         """Stop serving and stop the barrier."""
         await self.stop()
         self.barrier.stop()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
