@@ -546,24 +546,17 @@ class Ledger:
         delta that arrives twice is applied once. ``changes`` calls this ledger's methods (their
         transactions nest into this one).
         """
-        with self._transaction():
+        with self._transaction():  # in a batch, a failing delta undoes only itself
             if seq <= self.applied_seq():
                 return None
-            # a savepoint, so that a failing delta inside a batch (``batch``) undoes only itself
-            self.conn.execute("SAVEPOINT sync")
-            try:
-                result = changes()
-            except BaseException:
-                self.conn.execute("ROLLBACK TO sync")
-                self.conn.execute("RELEASE sync")
-                raise
-            self.conn.execute("RELEASE sync")
-            self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (SYNC_SEQ, str(seq)))
+            result = changes()
+            self.set_meta(SYNC_SEQ, str(seq))
             return result
 
     def batch(self) -> AbstractContextManager[None]:
         """Group several changes into one transaction (one fsync); the methods called inside
-        join it. Rolled back as a whole if an exception leaves the block."""
+        join it, each as a savepoint (one that raises undoes only itself). Rolled back as a
+        whole if an exception leaves the block."""
         return self._transaction()
 
     def upsert_trip_from_central(self, trip_id: str, plate: str, status: str) -> None:
@@ -629,17 +622,8 @@ class Ledger:
         taken), ``"recorded"`` (nothing to write off), ``"used"`` (note marked used here) or
         ``"double"`` (this lane had already released the same note: a double write-off).
         """
-        with self._transaction():
-            # a savepoint, so that a failure inside a batch (``batch``) undoes only this pass
-            self.conn.execute("SAVEPOINT site_pass")
-            try:
-                result = self._apply_site_pass(key, record, time.time() if now is None else now)
-            except BaseException:
-                self.conn.execute("ROLLBACK TO site_pass")
-                self.conn.execute("RELEASE site_pass")
-                raise
-            self.conn.execute("RELEASE site_pass")
-            return result
+        with self._transaction():  # in a batch, a failing pass undoes only itself
+            return self._apply_site_pass(key, record, time.time() if now is None else now)
 
     def _apply_site_pass(self, key: str, record: dict[str, Any], at: float) -> str:
         pass_id = str(record["pass_id"])
@@ -799,21 +783,28 @@ class Ledger:
 
 
 class _Transaction:
-    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception; nests as a no-op."""
+    """BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on any exception. Inside another transaction
+    it is a savepoint: an exception undoes only what was done inside it, so one failing
+    change in a batch (``Ledger.batch``) leaves the others standing."""
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
-        self.outer = False
+        self.savepoint = False
 
     def __enter__(self) -> None:
-        if not self.conn.in_transaction:
+        if self.conn.in_transaction:
+            self.conn.execute("SAVEPOINT nested")
+            self.savepoint = True
+        else:
             self.conn.execute("BEGIN IMMEDIATE")
-            self.outer = True
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
-        if not self.outer:
-            return
-        if exc_type is None:
+        if self.savepoint:
+            # the most recent savepoint of that name is this one's
+            if exc_type is not None:
+                self.conn.execute("ROLLBACK TO nested")
+            self.conn.execute("RELEASE nested")
+        elif exc_type is None:
             self.conn.execute("COMMIT")
         else:
             self.conn.execute("ROLLBACK")
