@@ -277,7 +277,7 @@ class Lane:
                 # The core refuses to move the barrier on doubt by construction; an error here
                 # is a bug, logged loudly, and the lane goes on with the next event.
                 log.exception("lane failed handling %s", type(event).__name__)
-                self._alert(Alert("INTERNAL_ERROR", f"failed handling {type(event).__name__}"))
+                self.alert(Alert("INTERNAL_ERROR", f"failed handling {type(event).__name__}"))
 
     async def _handle(self, event: Event, queued_at: float, cause: float | None = None) -> None:
         # A decision's latency counts from the reading (or ledger answer, or device fault)
@@ -353,7 +353,7 @@ class Lane:
             case UnlockSeal() | ArmSeal():
                 self._spawn(self._seal(command), f"seal:{command.seal_id}")
             case Alert():
-                self._alert(command)
+                self.alert(command)
 
     def _timings_start(self, record: PassRecord, cause: float | None) -> None:
         timing = self._timings.get(record.pass_id)
@@ -388,9 +388,10 @@ class Lane:
             else:
                 await actuator.arm(command.seal_id)
         except Exception as exc:
-            self._alert(Alert("SEAL_ACTION_FAILED", f"{command.seal_id}: {exc}"))
+            self.alert(Alert("SEAL_ACTION_FAILED", f"{command.seal_id}: {exc}"))
 
-    def _alert(self, alert: Alert) -> None:
+    def alert(self, alert: Alert) -> None:
+        """Log an alert and queue it for central through the outbox (in order with passes)."""
         # holds and rejects are the lane doing its job; everything else wants attention
         level = logging.INFO if alert.kind in ("HOLD", "REJECT") else logging.WARNING
         log.log(

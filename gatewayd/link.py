@@ -45,7 +45,6 @@ from gatewayd.config import LaneConfig
 from gatewayd.envelope import (
     Refusal,
     Refused,
-    alert_row,
     lane_message,
     open_central,
     outbox_message,
@@ -104,6 +103,10 @@ class LaneHost(Protocol):
 
     def emit(self, event: Event) -> None:
         """Queue an event for the lane core."""
+        ...
+
+    def alert(self, alert: Alert) -> None:
+        """Log an alert and queue it for central through the outbox."""
         ...
 
 
@@ -488,9 +491,7 @@ class CentralLink:
         if handled.site_pass in ("used", "double"):
             self.stats.neighbour_passes += 1
         if handled.site_pass == "double":
-            await self._alert(
-                lane, Alert("DOUBLE_WRITE_OFF", handled.detail + ", as did this lane")
-            )
+            lane.alert(Alert("DOUBLE_WRITE_OFF", handled.detail + ", as did this lane"))
 
     def _refused(self, kind: str, refusal: Refused) -> None:
         self.stats.refused[refusal.reason.value] += 1
@@ -644,12 +645,6 @@ class CentralLink:
 
     # -- housekeeping ------------------------------------------------------------------------
 
-    async def _alert(self, lane: LaneHost, alert: Alert) -> None:
-        log.warning("alert %s: %s", alert.kind, alert.message)
-        key, payload = alert_row(alert, self.lane_id, self.clock())
-        await lane.in_ledger(lane.ledger.enqueue, "alert", key, payload)
-        self.outbox_changed()
-
     async def _housekeeping(self, lane: LaneHost) -> None:
         s = self.settings
         backlog_alerted = False
@@ -659,7 +654,7 @@ class CentralLink:
                 if pending >= s.outbox_alert_pending and not backlog_alerted:
                     backlog_alerted = True
                     message = f"{pending} messages wait for central (link {self.health.state})"
-                    await self._alert(lane, Alert("OUTBOX_BACKLOG", message))
+                    lane.alert(Alert("OUTBOX_BACKLOG", message))
                 elif pending < s.outbox_alert_pending // 2:
                     backlog_alerted = False
                 before = self.clock() - s.outbox_retention_h * 3600
