@@ -257,18 +257,23 @@ class Replica:
                 self.overflow += 1  # central will send it again in answer to the resync
             return SyncReport(gap=True)
         report = SyncReport()
-        self._apply(delta, report)
-        self._drain(report)
+        watch_changed = self._apply(delta, report)
+        if self._drain(report) or watch_changed:
+            report.watchlist = self.ledger.watchlist()  # read once, after all that applied
         report.gap = self.gap
         return report
 
-    def _drain(self, report: SyncReport) -> None:
+    def _drain(self, report: SyncReport) -> bool:
+        """Apply the held deltas that now follow on; True when one changed the watch list."""
         for seq in [s for s in self.pending if s <= self.applied]:
             del self.pending[seq]
+        watch_changed = False
         while (nxt := self.pending.pop(self.applied + 1, None)) is not None:
-            self._apply(nxt, report)
+            watch_changed = self._apply(nxt, report) or watch_changed
+        return watch_changed
 
-    def _apply(self, delta: Delta, report: SyncReport) -> None:
+    def _apply(self, delta: Delta, report: SyncReport) -> bool:
+        """Apply one delta; True when it changed the watch list."""
         try:
             changed = self.ledger.apply_sync(delta.seq, lambda: _apply_ops(self.ledger, delta.ops))
         except (sqlite3.Error, ValueError) as exc:
@@ -276,8 +281,7 @@ class Replica:
             raise Refused(Refusal.MALFORMED, f"delta {delta.seq} cannot be applied: {exc}") from exc
         self.applied = delta.seq
         report.applied += 1
-        if changed:
-            report.watchlist = self.ledger.watchlist()
+        return bool(changed)
 
     def _snapshot(self, part: Snapshot) -> SyncReport:
         if part.seq <= self.applied:
@@ -298,8 +302,9 @@ class Replica:
         log.info("snapshot applied: %d documents, now at %d", len(ops), part.seq)
         self.applied = part.seq
         self.head = max(self.head, part.seq)
-        report = SyncReport(applied=1, watchlist=self.ledger.watchlist())
+        report = SyncReport(applied=1)
         self._drain(report)
+        report.watchlist = self.ledger.watchlist()
         report.gap = self.gap
         return report
 
