@@ -52,7 +52,16 @@ from gatewayd.envelope import (
 from gatewayd.events import Event, Override, WatchlistChanged
 from gatewayd.lane import LaneCore
 from gatewayd.ledger import Ledger, OutboxRow
-from gatewayd.sync import Command, Delta, Head, Replica, Snapshot, SyncReport, parse_body
+from gatewayd.sync import (
+    Command,
+    Delta,
+    Head,
+    Replica,
+    Snapshot,
+    SyncReport,
+    malformed,
+    parse_body,
+)
 
 log = logging.getLogger(__name__)
 # paho's own lines repeat what the link logs once per state change; keep them for debugging
@@ -206,6 +215,24 @@ class _SitePass(_Loose):
     lane: str = Field(description="Lane that sent it.")
     pass_: _SitePassRecord | None = Field(None, alias="pass", description="The pass.")
     override: _SitePassRecord | None = Field(None, description="The overridden pass.")
+
+
+@dataclass(frozen=True)
+class _SitePassIn:
+    """A neighbour's pass or override, checked, to be taken into the ledger once per key."""
+
+    key: str
+    record: _SitePassRecord
+
+
+# what may arrive on each topic from central
+_ALLOWED: dict[str, tuple[type, ...]] = {
+    "ledger": (Delta,),
+    "head": (Head,),
+    "sync": (Delta, Snapshot),
+}
+
+Checked = Delta | Snapshot | Head | _SitePassIn | Refused
 
 
 @dataclass
@@ -412,24 +439,57 @@ class CentralLink:
             else:
                 items.append((kind, bytes(payload)))
         if items:
-            for handled in await lane.in_ledger(self._ingest, lane.ledger, items):
+            # signatures and parsing off the ledger thread, where a truck's pass may be waiting
+            checked = await asyncio.to_thread(lambda: [(k, self._check(k, p)) for k, p in items])
+            for handled in await lane.in_ledger(self._ingest, lane.ledger, checked):
                 await self._after(lane, handled)
         for payload in commands:
             await self._command(client, lane, payload)
 
-    def _ingest(self, ledger: Ledger, items: list[tuple[str, bytes]]) -> list[_Handled]:
-        """On the ledger thread: check and apply a batch in one transaction."""
+    def _check(self, kind: str, payload: bytes) -> Checked:
+        """Check one message from the broker (no ledger needed): its model, or why not."""
+        try:
+            if kind == "pass":
+                return self._check_site_pass(payload)
+            # signature, site and body (the size was checked on arrival)
+            parsed = parse_body(open_central(payload, self.keys, site=self.site))
+            if not isinstance(parsed, _ALLOWED[kind]):
+                raise Refused(Refusal.WRONG_TOPIC, f"a {parsed.type} on the {kind} topic")
+            if isinstance(parsed, Snapshot) and parsed.lane != self.lane_id:
+                raise Refused(Refusal.WRONG_LANE, f"snapshot for lane {parsed.lane!r}")
+            assert not isinstance(parsed, Command)
+            return parsed
+        except Refused as refusal:
+            return refusal
+
+    def _check_site_pass(self, payload: bytes) -> _SitePassIn:
+        try:
+            message = _SitePass.model_validate_json(payload)
+        except ValidationError as exc:
+            raise malformed(exc) from None
+        if message.site != self.site:
+            raise Refused(Refusal.WRONG_SITE, f"pass for site {message.site!r}")
+        record = message.pass_ if message.type == "pass" else message.override
+        if record is None:
+            raise Refused(Refusal.MALFORMED, f"{message.type} message without its record")
+        ident = record.override_id if message.type == "override" else record.pass_id
+        return _SitePassIn(f"{message.type}:{ident}", record)
+
+    def _ingest(self, ledger: Ledger, checked: list[tuple[str, Checked]]) -> list[_Handled]:
+        """On the ledger thread: apply a checked batch in one transaction."""
         replica = self.replica
         assert replica is not None
         out: list[_Handled] = []
         try:
             with ledger.batch():
-                for kind, payload in items:
+                for kind, item in checked:
                     try:
-                        if kind == "pass":
-                            out.append(self._site_pass(ledger, payload))
+                        if isinstance(item, Refused):
+                            raise item
+                        if isinstance(item, _SitePassIn):
+                            out.append(self._take_site_pass(ledger, item))
                         else:
-                            out.append(_Handled(kind, report=self._central(replica, kind, payload)))
+                            out.append(_Handled(kind, report=replica.receive(item)))
                     except Refused as refusal:
                         out.append(_Handled(kind, refused=refusal))
         except sqlite3.Error:
@@ -437,39 +497,11 @@ class CentralLink:
             raise
         return out
 
-    def _central(self, replica: Replica, kind: str, payload: bytes) -> SyncReport:
-        body = open_central(
-            payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
-        )
-        parsed = parse_body(body)
-        allowed: dict[str, tuple[type, ...]] = {
-            "ledger": (Delta,),
-            "head": (Head,),
-            "sync": (Delta, Snapshot),
-        }
-        if not isinstance(parsed, allowed[kind]):
-            raise Refused(Refusal.WRONG_TOPIC, f"a {parsed.type} on the {kind} topic")
-        if isinstance(parsed, Snapshot) and parsed.lane != self.lane_id:
-            raise Refused(Refusal.WRONG_LANE, f"snapshot for lane {parsed.lane!r}")
-        assert not isinstance(parsed, Command)
-        return replica.receive(parsed)
-
-    def _site_pass(self, ledger: Ledger, payload: bytes) -> _Handled:
+    @staticmethod
+    def _take_site_pass(ledger: Ledger, item: _SitePassIn) -> _Handled:
+        record = item.record
         try:
-            message = _SitePass.model_validate_json(payload)
-        except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(x) for x in first["loc"])
-            raise Refused(Refusal.MALFORMED, f"{where}: {first['msg']}") from None
-        if message.site != self.site:
-            raise Refused(Refusal.WRONG_SITE, f"pass for site {message.site!r}")
-        record = message.pass_ if message.type == "pass" else message.override
-        if record is None:
-            raise Refused(Refusal.MALFORMED, f"{message.type} message without its record")
-        ident = record.override_id if message.type == "override" else record.pass_id
-        key = f"{message.type}:{ident}"
-        try:
-            result = ledger.apply_site_pass(key, record.model_dump())
+            result = ledger.apply_site_pass(item.key, record.model_dump())
         except sqlite3.Error as exc:  # undone; refusing it keeps it from coming back forever
             raise Refused(
                 Refusal.MALFORMED, f"pass {record.pass_id} cannot be taken: {exc}"
@@ -500,9 +532,7 @@ class CentralLink:
 
     async def _command(self, client: aiomqtt.Client, lane: LaneHost, payload: bytes) -> None:
         try:
-            body = open_central(
-                payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
-            )
+            body = open_central(payload, self.keys, site=self.site)  # size checked on arrival
             command = parse_body(body)
             if not isinstance(command, Command):
                 raise Refused(Refusal.WRONG_TOPIC, f"a {command.type} on the command topic")

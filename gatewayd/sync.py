@@ -195,9 +195,14 @@ def parse_body(body: dict[str, Any]) -> Delta | Snapshot | Head | Command:
     try:
         return _ADAPTER.validate_python(body)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(x) for x in first["loc"])
-        raise Refused(Refusal.MALFORMED, f"{where}: {first['msg']}") from None
+        raise malformed(exc) from None
+
+
+def malformed(exc: ValidationError) -> Refused:
+    """The refusal of a message that does not fit its model, naming the first misfit."""
+    first = exc.errors()[0]
+    where = ".".join(str(x) for x in first["loc"])
+    return Refused(Refusal.MALFORMED, f"{where}: {first['msg']}")
 
 
 # -- the replica ---------------------------------------------------------------------------------
