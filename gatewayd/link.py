@@ -162,6 +162,7 @@ class Topics:
         self.sync = f"{self.base}/{lane}/sync"
         self.status = f"{self.base}/{lane}/status"
         self.resync = f"{self.base}/{lane}/resync"
+        self._named = {self.ledger: "ledger", self.head: "head", self.sync: "sync", self.cmd: "cmd"}
 
     def subscriptions(self) -> list[str]:
         """What the lane subscribes to, at QoS 1."""
@@ -174,9 +175,8 @@ class Topics:
 
     def classify(self, topic: str) -> str | None:
         """What arrived: ledger, head, sync, cmd, pass (a neighbour's), own, or None."""
-        named = {self.ledger: "ledger", self.head: "head", self.sync: "sync", self.cmd: "cmd"}
-        if topic in named:
-            return named[topic]
+        if topic in self._named:
+            return self._named[topic]
         prefix = self.base + "/"
         if topic.startswith(prefix) and topic.endswith("/pass"):
             lane = topic[len(prefix) : -len("/pass")]
@@ -262,6 +262,8 @@ class CentralLink:
         s = self.settings
         self.site, self.lane_id = config.lane.site, config.lane.id
         self.topics = Topics(s.topic_root, self.site, self.lane_id)
+        # the last will, and what the lane says itself when it stops
+        self._offline = lane_message("status", self.site, self.lane_id, state="offline")
         self.keys = release_note.public_keys(config.central.public_keys)
         self.clock = clock
         self.backoff = backoff or Backoff(initial=s.reconnect_initial_s, maximum=s.reconnect_max_s)
@@ -303,7 +305,6 @@ class CentralLink:
                 keyfile=str(s.tls.key_file) if s.tls.key_file else None,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
-        offline = lane_message("status", self.site, self.lane_id, state="offline")
         client = aiomqtt.Client(
             s.host,
             s.effective_port,
@@ -312,7 +313,7 @@ class CentralLink:
             identifier=s.client_id or self.lane_id,
             clean_session=False,
             keepalive=s.keepalive_s,
-            will=aiomqtt.Will(self.topics.status, offline, qos=1, retain=True),
+            will=aiomqtt.Will(self.topics.status, self._offline, qos=1, retain=True),
             max_queued_incoming_messages=s.incoming_queue,
             queue_type=Inbox,
             max_inflight_messages=s.inflight,
@@ -381,8 +382,7 @@ class CentralLink:
             refused = [t for t, c in zip(topics, codes, strict=False) if _code(c) >= 0x80]
             if refused:
                 log.error("broker refused subscriptions to %s", ", ".join(refused))
-            online = await self._status(lane, "online")
-            await client.publish(self.topics.status, online, qos=1, retain=True)
+            await self._publish_status(client, lane)
             self._gap.set()  # look at the sync state once per session
             async with asyncio.TaskGroup() as tg:
                 tg.create_task(self._receive(client, lane), name="link:receive")
@@ -392,9 +392,8 @@ class CentralLink:
         except asyncio.CancelledError:
             # the lane is stopping: say so, as the last will would if the lane just vanished
             with contextlib.suppress(Exception):
-                offline = lane_message("status", self.site, self.lane_id, state="offline")
                 async with asyncio.timeout(1.0):
-                    await client.publish(self.topics.status, offline, qos=1, retain=True)
+                    await client.publish(self.topics.status, self._offline, qos=1, retain=True)
             raise
         except BaseExceptionGroup as group:
             lost = _first(group, aiomqtt.MqttError)
@@ -568,8 +567,7 @@ class CentralLink:
             o = command.override
             lane.emit(Override(o.action, o.officer, o.reason, command.command_id))
         else:
-            status = await self._status(lane, "online", request_id=command.command_id)
-            await client.publish(self.topics.status, status, qos=1, retain=True)
+            await self._publish_status(client, lane, request_id=command.command_id)
 
     # -- out ---------------------------------------------------------------------------------
 
@@ -608,14 +606,17 @@ class CentralLink:
         self.stats.puback_ms.append(puback_ms)
         acked.append(row.seq)
 
-    async def _status(self, lane: LaneHost, state: str, request_id: str | None = None) -> bytes:
+    async def _publish_status(
+        self, client: aiomqtt.Client, lane: LaneHost, request_id: str | None = None
+    ) -> None:
+        """Publish the lane's retained status (online, with its figures)."""
         pending, delivered = await lane.in_ledger(lane.ledger.outbox_counts)
         core, replica = lane.core, self.replica
-        return lane_message(
+        status = lane_message(
             "status",
             self.site,
             self.lane_id,
-            state=state,
+            state="online",
             at=self.clock(),
             phase=core.phase.value,
             pass_id=core.tx.pass_id if core.tx else None,
@@ -630,12 +631,12 @@ class CentralLink:
             link=self.stats.as_dict(),
             request_id=request_id,
         )
+        await client.publish(self.topics.status, status, qos=1, retain=True)
 
     async def _keep_status(self, client: aiomqtt.Client, lane: LaneHost) -> None:
         while True:
             await asyncio.sleep(self.settings.status_interval_s)
-            status = await self._status(lane, "online")
-            await client.publish(self.topics.status, status, qos=1, retain=True)
+            await self._publish_status(client, lane)
 
     async def _ask_resync(self, client: aiomqtt.Client) -> None:
         """Ask central for what follows the applied sequence when a gap has not narrowed for
@@ -645,9 +646,12 @@ class CentralLink:
         asked_at = -math.inf
         progress_at, seen = time.monotonic(), -1
         while True:
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(min(0.2, s.resync_grace_s)):
-                    await self._gap.wait()
+            if self.replica is None or not self.replica.gap:
+                await self._gap.wait()  # whatever opens a gap sets it
+            else:
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(0.2, s.resync_grace_s)):
+                        await self._gap.wait()
             self._gap.clear()
             replica = self.replica
             now = time.monotonic()
