@@ -89,40 +89,60 @@ async def start_workers(pool: ProcessPoolExecutor, count: int, probe: Callable[[
     await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
 
 
-class Recognition:
-    """The lane's OCR: worker processes holding the models, and the evidence store."""
+class _Shared:
+    """Something several sources use at once: started for the first, stopped after the last."""
+
+    def __init__(self) -> None:
+        self._users = 0
+        self._lock = asyncio.Lock()
+
+    async def _start(self) -> None:
+        raise NotImplementedError
+
+    async def _stop(self) -> None:
+        raise NotImplementedError
+
+    @contextlib.asynccontextmanager
+    async def use(self) -> AsyncIterator[None]:
+        """Hold it (started) while inside; the last user to leave stops it."""
+        async with self._lock:
+            if self._users == 0:
+                await self._start()
+            self._users += 1
+        try:
+            yield
+        finally:
+            async with self._lock:
+                self._users -= 1
+                if self._users == 0:
+                    await self._stop()
+
+
+class Recognition(_Shared):
+    """The lane's OCR: worker processes holding the models, and the evidence store.
+    ``use()`` holds the workers (started, models loaded)."""
 
     def __init__(self, *, workers: int, evidence: EvidenceStore | None) -> None:
+        super().__init__()
         self.workers = workers
         self.evidence = evidence
         self.pool: ProcessPoolExecutor | None = None
         self.io: ThreadPoolExecutor | None = None
-        self._users = 0
-        self._lock = asyncio.Lock()
 
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[Recognition]:
-        """Hold the workers (started, models loaded) while inside; the last user stops them."""
-        async with self._lock:
-            if self._users == 0:
-                # spawn, not fork: the lane runs camera threads a fork would copy mid-flight
-                context = multiprocessing.get_context("spawn")
-                self.pool = ProcessPoolExecutor(
-                    self.workers, mp_context=context, initializer=_start_worker
-                )
-                self.io = ThreadPoolExecutor(2, thread_name_prefix="evidence")
-                await start_workers(self.pool, self.workers, _ready)
-            self._users += 1
-        try:
-            yield self
-        finally:
-            async with self._lock:
-                self._users -= 1
-                if self._users == 0 and self.pool is not None and self.io is not None:
-                    pool, io = self.pool, self.io
-                    self.pool = self.io = None
-                    await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
-                    io.shutdown(wait=False, cancel_futures=True)
+    async def _start(self) -> None:
+        # spawn, not fork: the lane runs camera threads a fork would copy mid-flight
+        context = multiprocessing.get_context("spawn")
+        self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
+        self.io = ThreadPoolExecutor(2, thread_name_prefix="evidence")
+        await start_workers(self.pool, self.workers, _ready)
+
+    async def _stop(self) -> None:
+        pool, io = self.pool, self.io
+        self.pool = self.io = None
+        if pool is not None:
+            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+        if io is not None:
+            io.shutdown(wait=False, cancel_futures=True)
 
     def _pool(self) -> ProcessPoolExecutor:
         if self.pool is None:
@@ -153,43 +173,33 @@ class Recognition:
         return str(path) if path else None
 
 
-class CameraSet:
-    """The lane's camera views, started while any source uses them."""
+class CameraSet(_Shared):
+    """The lane's camera views, open while any source uses them (``use()``)."""
 
     def __init__(self, settings: Sequence[CameraSettings]) -> None:
+        super().__init__()
         self.settings = {s.name: s for s in settings}
         self.cameras: dict[str, Camera] = {}
-        self._users = 0
         self._health_listeners: list[Callable[[str, Health], None]] = []
-        self._lock = asyncio.Lock()
 
     def listen(self, callback: Callable[[str, Health], None]) -> None:
         """Be told (on the loop) when a view goes up or down."""
         self._health_listeners.append(callback)
 
-    @contextlib.asynccontextmanager
-    async def use(self) -> AsyncIterator[CameraSet]:
-        """Hold the cameras open while inside."""
-        async with self._lock:
-            if self._users == 0:
-                loop = asyncio.get_running_loop()
-                for name, settings in self.settings.items():
+    async def _start(self) -> None:
+        loop = asyncio.get_running_loop()
+        for name, settings in self.settings.items():
 
-                    def changed(health: Health, view: str = name) -> None:
-                        loop.call_soon_threadsafe(self._changed, view, health)
+            def changed(health: Health, view: str = name) -> None:
+                loop.call_soon_threadsafe(self._changed, view, health)
 
-                    camera = Camera(settings, on_state=changed)
-                    camera.start()
-                    self.cameras[name] = camera
-            self._users += 1
-        try:
-            yield self
-        finally:
-            async with self._lock:
-                self._users -= 1
-                if self._users == 0:
-                    cameras, self.cameras = list(self.cameras.values()), {}
-                    await asyncio.gather(*(c.aclose() for c in cameras))
+            camera = Camera(settings, on_state=changed)
+            camera.start()
+            self.cameras[name] = camera
+
+    async def _stop(self) -> None:
+        cameras, self.cameras = list(self.cameras.values()), {}
+        await asyncio.gather(*(c.aclose() for c in cameras))
 
     def _changed(self, view: str, health: Health) -> None:
         for callback in self._health_listeners:
