@@ -59,13 +59,12 @@ def sim(
     """Run one lane against simulated hardware and traffic; print each pass and a summary."""
     _logging(verbose)
     address = _broker_address(broker) if broker else None
-    from sim.run import print_report, simulate  # the field daemon never loads the simulator
+    # the field daemon never loads the simulator
+    from sim.run import format_result, print_report, simulate
     from sim.scenario import generate, load_scenario
 
     with exit_on_file_error():
         spec = load_scenario(scenario) if scenario else generate(vehicles, seed)
-
-    from sim.run import format_result
 
     def show(result: object) -> None:
         typer.echo(format_result(result))  # type: ignore[arg-type]

@@ -30,7 +30,7 @@ from typing import Any
 from gatewayd.ledger import SYNC_SEQ, Ledger
 from gatewayd.sync import install
 from sim.central import SimCentral
-from sim.central_server import SimCentralServer
+from sim.central_server import SimCentralServer, sim_mqtt
 from sim.lane_worker import headless_config, pass_id, site_documents
 from sim.mosquitto import Broker
 
@@ -136,16 +136,13 @@ async def soak(
         ledger = Ledger(ledger_path)
         install(ledger, seq, central.snapshot_ops())
         ledger.close()
-        mqtt = {
-            "host": "127.0.0.1",
-            "port": broker.port,
-            "reconnect_initial_s": 0.1,
-            "reconnect_max_s": 1.0,
-            "resync_timeout_s": 2.0,
-            "housekeeping_s": 2.0,
-            "keepalive_s": 5,
-            "connect_timeout_s": 2.0,
-        }
+        mqtt = sim_mqtt(
+            "127.0.0.1",
+            broker.port,
+            housekeeping_s=2.0,
+            connect_timeout_s=2.0,
+            status_interval_s=60.0,  # the soak's lane says its status seldom
+        ).model_dump(mode="json")
         config_path = workdir / "lane.json"
         config = headless_config(ledger_path, signer.public_key, mqtt)
         config_path.write_text(config.model_dump_json(), encoding="utf-8")
