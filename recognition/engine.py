@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -140,33 +141,58 @@ class OcrEngine:
         probability a region needs, ``unclip_ratio`` how far a region is grown around its
         core (PP-OCR's DB post-processing; lower values find fainter text).
         """
+        h, w = image.shape[:2]
+        if h < 8 or w < 8:
+            return []
+        regions = self.detect_regions(
+            image,
+            max_side=max_side,
+            thresh=thresh,
+            box_thresh=box_thresh,
+            unclip_ratio=unclip_ratio,
+            max_candidates=1000,
+        )
+        order = self._ocr.text_det.postprocess_op.order_points_clockwise
+        out = []
+        for box, score in regions:
+            quad = order(box)
+            if min(np.ptp(quad[:, 0]), np.ptp(quad[:, 1])) < 4:
+                continue
+            out.append(Detection(quad.astype(np.float32), score))
+        return out
+
+    def detect_regions(
+        self,
+        image: Image,
+        *,
+        max_side: int,
+        thresh: float,
+        box_thresh: float,
+        unclip_ratio: float,
+        max_candidates: int,
+    ) -> list[tuple[NDArray[np.float32], float]]:
+        """The detector's raw regions at a chosen scale: (quad, score) pairs in the
+        image's own pixels, as PP-OCR's DB post-processing leaves them (see ``find_text``
+        for the thresholds)."""
         from rapidocr.ch_ppocr_det.utils import DBPostProcess, DetPreProcess
 
         self.warm_up()
         det = self._ocr.text_det
-        h, w = image.shape[:2]
-        if h < 8 or w < 8:
-            return []
         batch = DetPreProcess(max_side, "max", det.mean, det.std)(image)
         if batch is None:
             return []
-        probs = det.session(batch)
         post = DBPostProcess(
             thresh=thresh,
             box_thresh=box_thresh,
-            max_candidates=1000,
+            max_candidates=max_candidates,
             unclip_ratio=unclip_ratio,
             use_dilation=True,
             score_mode="fast",
         )
-        boxes, scores = post(probs, (h, w))
-        out = []
-        for box, score in zip(boxes, scores, strict=True):
-            quad = det.postprocess_op.order_points_clockwise(np.asarray(box, dtype=np.float32))
-            if min(np.ptp(quad[:, 0]), np.ptp(quad[:, 1])) < 4:
-                continue
-            out.append(Detection(quad.astype(np.float32), float(score)))
-        return out
+        boxes, scores = post(det.session(batch), image.shape[:2])
+        return [
+            (np.asarray(b, dtype=np.float32), float(s)) for b, s in zip(boxes, scores, strict=True)
+        ]
 
     def read_crops(
         self, crops: list[Image], *, min_ratio: float = MIN_REC_RATIO
@@ -190,13 +216,21 @@ class OcrEngine:
             while j < len(order) and j - i < 6 and ratios[order[j]] <= 1.3 * ratios[order[i]]:
                 j += 1
             batch = order[i:j]
-            widest = ratios[order[j - 1]]
-            norm = np.stack([rec.resize_norm_img(crops[k], widest) for k in batch])
-            lines, _ = rec.postprocess_op(rec.session(norm.astype(np.float32)))
+            probs, _ = self.recognize_batch([crops[k] for k in batch], ratios[order[j - 1]])
+            lines, _ = rec.postprocess_op(probs)
             for k, (text, score) in zip(batch, lines, strict=True):
                 out[k] = (str(text), float(score))
             i = j
         return out
+
+    def recognize_batch(self, crops: Sequence[Image], ratio: float) -> tuple[Any, int]:
+        """The recogniser's raw output for single-line crops, each resized to the model's
+        height and padded to ``ratio`` heights: per-step character probabilities
+        (crops x steps x alphabet, index 0 the CTC blank) and the padded width in pixels."""
+        self.warm_up()
+        rec = self._ocr.text_rec
+        batch = np.stack([rec.resize_norm_img(im, ratio) for im in crops]).astype(np.float32)
+        return rec.session(batch), int(batch.shape[3])
 
     @staticmethod
     def crop_box(image: Image, box: NDArray[np.float32]) -> Image:
@@ -206,10 +240,3 @@ class OcrEngine:
 
         crop: Image = get_rotate_crop_image(image, np.asarray(box, dtype=np.float32).copy())
         return np.ascontiguousarray(crop)
-
-    @property
-    def detector(self) -> Any:
-        """The loaded text detector (``text_det``): ``session``, ``mean``, ``std`` and
-        ``postprocess_op``, for readers that choose the detection scale per call."""
-        self.warm_up()
-        return self._ocr.text_det

@@ -392,11 +392,10 @@ class PlateReader:
     def _run(self, lines: Sequence[Image], min_ratio: float) -> list[NDArray[np.float32]]:
         """One recogniser batch, padded to the widest line but to no less than
         ``min_ratio`` heights."""
-        rec = self.engine.recognizer
         ratio = max(min_ratio, *(im.shape[1] / im.shape[0] for im in lines))
-        batch = np.stack([rec.resize_norm_img(im, ratio) for im in lines]).astype(np.float32)
-        out = [np.asarray(o, dtype=np.float32) for o in rec.session(batch)]
-        self._step_px = batch.shape[3] / out[0].shape[0]  # the same on every run
+        probs, width = self.engine.recognize_batch(lines, ratio)
+        out = [np.asarray(o, dtype=np.float32) for o in probs]
+        self._step_px = width / out[0].shape[0]  # the same on every run
         return out
 
     def _alphabet(self) -> Sequence[str]:
@@ -761,24 +760,14 @@ def detect_text(
     engine: OcrEngine, image: Image, max_side: int
 ) -> list[tuple[NDArray[np.float32], float]]:
     """Text regions from the engine's detector at a chosen scale: (quad, score) pairs."""
-    from rapidocr.ch_ppocr_det.utils import DBPostProcess, DetPreProcess
-
-    det: Any = engine.detector
-    h, w = image.shape[:2]
-    batch = DetPreProcess(max_side, "max", det.mean, det.std)(image)
-    if batch is None:
-        return []
-    maps = det.session(batch)
-    post = DBPostProcess(
+    return engine.detect_regions(
+        image,
+        max_side=max_side,
         thresh=0.3,
         box_thresh=0.4,
-        max_candidates=200,
         unclip_ratio=1.6,
-        use_dilation=True,
-        score_mode="fast",
+        max_candidates=200,
     )
-    boxes, scores = post(maps, (h, w))
-    return [(np.asarray(b, dtype=np.float32), float(s)) for b, s in zip(boxes, scores, strict=True)]
 
 
 # HSV ranges (OpenCV hue 0-179) of GA 36 plate backgrounds, wide enough for dusk and glare.
