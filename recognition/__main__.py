@@ -51,12 +51,7 @@ def _fused_plate(fused: FusedPlate[PlateReading]) -> list[dict[str, Any]]:
 
 
 def _container(reading: ContainerReading) -> dict[str, Any]:
-    return {
-        "number": reading.number,
-        "verified": reading.verified,
-        "confidence": round(reading.confidence, 3),
-        "size_type": reading.size_type,
-    }
+    return {k: v for k, v in reading.as_dict().items() if k != "box"}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -101,10 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         boxes = []
         if containers is not None:
             readings = [r for _, im in images for r in containers.read(im)]
-            boxes = [
-                {**box.as_dict(), "needs_review": box.needs_review}
-                for box in fuse_containers(readings)
-            ]
+            boxes = [box.as_dict() for box in fuse_containers(readings)]
         show(
             {
                 "file": [path for path, _ in images],

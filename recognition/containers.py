@@ -31,7 +31,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import product
 from typing import Literal
 
@@ -384,6 +384,7 @@ def assemble(pieces: Sequence[Piece]) -> list[Candidate]:
             _variants(p.text, first=i == 0, last=i == n - 1) | ({p.alt} if p.alt else set())
             for i, p in enumerate(chain)
         ]
+        score = float(np.mean([p.score for p in chain]))
         for combo in product(*texts):
             if any(not t for t in combo):
                 continue
@@ -401,7 +402,6 @@ def assemble(pieces: Sequence[Piece]) -> list[Candidate]:
                     if i < n - 1:
                         edges.add(at + len(t) - 1)
                 at += len(t)
-            score = float(np.mean([p.score for p in chain]))
             for length in (11, 10):
                 if n == 1:
                     starts = range(total - length + 1)
@@ -427,7 +427,6 @@ def find_size_type(pieces: Sequence[Piece], near: Candidate) -> str | None:
     """The size-type code painted next to a number (below a line, beside a column)."""
     used = {id(p) for p in near.pieces}
     x0, y0, x1, y1 = near.box
-    s = max(p.size for p in near.pieces)
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     found: list[tuple[float, str]] = []
     others = [p for p in pieces if id(p) not in used]
@@ -443,10 +442,7 @@ def find_size_type(pieces: Sequence[Piece], near: Candidate) -> str | None:
         if st is None:
             continue
         bx0, by0, bx1, by1 = box
-        # within a few characters of the number's box
-        dx = max(bx0 - x1, x0 - bx1, 0)
-        dy = max(by0 - y1, y0 - by1, 0)
-        if dx <= 6 * s and dy <= 3 * s:
+        if _near_number(box, near):  # within a few characters of the number's box
             found.append((abs((bx0 + bx1) / 2 - cx) + abs((by0 + by1) / 2 - cy), st))
     return min(found)[1] if found else None
 
@@ -540,7 +536,7 @@ class ContainerReader:
         looked: list[Box] = []
         while True:
             batch, pending = pending[: self._batch], pending[self._batch :]
-            pieces += self._recognise(frame, batch)
+            pieces += self._recognise(batch)
             pieces, cands = self._complete(frame, pieces, looked)
             if self._settled(cands, pending):
                 break
@@ -549,7 +545,7 @@ class ContainerReader:
             if c.code.verified and find_size_type(pieces, c) is None:
                 near = [d for d in pending if _near_number(d[1].box, c)]
                 if near:
-                    pieces += self._recognise(frame, near)
+                    pieces += self._recognise(near)
                     pending = [d for d in pending if not any(d is n for n in near)]
         # parts of numbers with the rest unread: look closer, one region at a time
         done: list[Box] = []
@@ -617,7 +613,7 @@ class ContainerReader:
             out.append((crop, Piece("", d.score, box)))
         return out
 
-    def _recognise(self, frame: Image, found: Sequence[_Found]) -> list[Piece]:
+    def _recognise(self, found: Sequence[_Found]) -> list[Piece]:
         reads = self._engine.read_crops([crop for crop, _ in found])
         pieces = []
         framed = []
@@ -630,10 +626,7 @@ class ContainerReader:
             if len(norm) == 1 and 0.6 <= w / max(h, 1) <= 1.6:
                 # a check digit is painted in a box whose strokes the recogniser may
                 # take for part of it: read the inside of the box as well
-                my, mx = int(0.16 * h), int(0.16 * w)
-                framed.append(
-                    (len(pieces) - 1, np.ascontiguousarray(crop[my : h - my, mx : w - mx]))
-                )
+                framed.append((len(pieces) - 1, _inner(crop)))
         if framed:
             inner = self._engine.read_crops([c for _, c in framed])
             for (i, _), (text, score) in zip(framed, inner, strict=True):
@@ -720,11 +713,10 @@ class ContainerReader:
         small region, along a line (or down a column) that lies within ``band``; a read
         of two characters whose first is ``before`` (the one preceding it) counts as the
         second."""
-        fh, fw = frame.shape[:2]
-        x0, y0, x1, y1 = region
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
-        if x1 - x0 < 6 or y1 - y0 < 6:
+        clipped = _clip(frame, region, 6)
+        if clipped is None:
             return []
+        x0, y0, x1, y1 = clipped
         crop, scale = self._scaled(frame[y0:y1, x0:x1], char)
         # the detector misses a character touching the crop's edge: give it a margin
         pad = max(8, int(0.5 * char * scale))
@@ -788,14 +780,13 @@ class ContainerReader:
         return np.ascontiguousarray(crop), scale
 
     def _look_closer(self, frame: Image, region: _Region) -> list[Piece]:
-        fh, fw = frame.shape[:2]
-        x0, y0, x1, y1 = region.box
-        x0, y0, x1, y1 = max(0, x0), max(0, y0), min(fw, x1), min(fh, y1)
-        if x1 - x0 < 8 or y1 - y0 < 8:
+        clipped = _clip(frame, region.box, 8)
+        if clipped is None:
             return []
+        x0, y0, x1, y1 = clipped
         crop, scale = self._scaled(frame[y0:y1, x0:x1], region.char_size)
         found = self._detect(crop, max(crop.shape[:2]), offset=(x0, y0), scale=scale)
-        return self._recognise(crop, found)
+        return self._recognise(found)
 
     def _regions(self, pieces: Sequence[Piece], cands: Sequence[Candidate]) -> list[_Region]:
         """Where a number was left incomplete and is worth a closer look: a number read
@@ -956,6 +947,16 @@ def _grow(
     return (int(x0 - 6 * s), int(y0 - 1.5 * s), int(x1 + 2.6 * s), int(y1 + 0.5 * s))
 
 
+def _clip(frame: Image, box: Box, min_side: int) -> Box | None:
+    """``box`` cut to the frame; None when less than ``min_side`` pixels of it are left
+    across or down."""
+    fh, fw = frame.shape[:2]
+    x0, y0, x1, y1 = max(0, box[0]), max(0, box[1]), min(fw, box[2]), min(fh, box[3])
+    if x1 - x0 < min_side or y1 - y0 < min_side:
+        return None
+    return (x0, y0, x1, y1)
+
+
 def _inner(crop: Image) -> Image:
     """The inside of a boxed character, without the box's strokes."""
     h, w = crop.shape[:2]
@@ -1051,17 +1052,7 @@ def fuse_containers(
 
 
 def _with_review(f: FusedContainer, reason: str) -> FusedContainer:
-    return FusedContainer(
-        number=f.number,
-        verified=f.verified,
-        confidence=f.confidence,
-        size_type=f.size_type,
-        views=f.views,
-        needs_review=True,
-        reasons=(*f.reasons, reason),
-        alternatives=f.alternatives,
-        evidence=f.evidence,
-    )
+    return replace(f, needs_review=True, reasons=(*f.reasons, reason))
 
 
 def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> FusedContainer:
@@ -1094,16 +1085,12 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
             conf *= max(0.0, support - rival) / support
         elif against:
             conf *= 1.0 - 0.15 * len(against)
-        is_verified = True
-        views = len(backing)
     else:
         best = max(group, key=lambda r: r.confidence)
         number = best.number
         alternatives = tuple(sorted({r.number for r in group} - {number}))
         backing = [r for r in group if r.number[:10] == number[:10]]
         conf = 0.5 * max(r.confidence for r in backing)
-        is_verified = False
-        views = len(backing)
         reasons.append("check digit not read in any view")
     conf = float(min(1.0, max(0.0, conf)))
     if conf < min_confidence and not reasons:
@@ -1116,10 +1103,10 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
     evidence = max(backing, key=lambda r: (r.verified and r.number == number, r.confidence))
     return FusedContainer(
         number=number,
-        verified=is_verified,
+        verified=bool(verified),
         confidence=conf,
         size_type=size_type,
-        views=views,
+        views=len(backing),
         needs_review=bool(reasons),
         reasons=tuple(reasons),
         alternatives=alternatives,

@@ -194,20 +194,18 @@ class OcrEngine:
             (np.asarray(b, dtype=np.float32), float(s)) for b, s in zip(boxes, scores, strict=True)
         ]
 
-    def read_crops(
-        self, crops: list[Image], *, min_ratio: float = MIN_REC_RATIO
-    ) -> list[tuple[str, float]]:
+    def read_crops(self, crops: list[Image]) -> list[tuple[str, float]]:
         """Read single-line crops; one (text, score) per crop, in order.
 
         Crops are batched by width-to-height ratio and each batch is padded only to its
         widest member (RapidOCR pads every batch to at least 320x48, so a lone digit
-        cost as much as a line of text), but to no less than ``min_ratio`` heights.
+        cost as much as a line of text), but to no less than ``MIN_REC_RATIO`` heights.
         """
         if not crops:
             return []
         self.warm_up()
         rec = self._ocr.text_rec
-        ratios = [max(c.shape[1] / max(c.shape[0], 1), min_ratio) for c in crops]
+        ratios = [max(c.shape[1] / max(c.shape[0], 1), MIN_REC_RATIO) for c in crops]
         order = sorted(range(len(crops)), key=ratios.__getitem__)
         out: list[tuple[str, float]] = [("", 0.0)] * len(crops)
         i = 0
