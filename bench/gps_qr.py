@@ -10,17 +10,17 @@ from __future__ import annotations
 import random
 import statistics
 import time
-from pathlib import Path
 
 import cv2
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from bench import SHARED_DATA
 from drivers.gps import GpsDecoder, strip_comments
 from drivers.qr import ScannerLineDecoder, decode_frame
 from drivers.release_note import ReleaseNote, encode
 from sim.qr_render import render_phone_qr
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def _best_of(runs: int, fn: object) -> float:

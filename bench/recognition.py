@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import recognition_containers, recognition_plates
+from bench import SHARED_DATA, recognition_containers, recognition_plates
 from recognition import iso6346, plate_grammar
 from recognition.containers import ContainerReader, fuse_containers
 from recognition.engine import OcrEngine
@@ -29,7 +29,7 @@ from recognition.plates import PlateReader
 from sim.render import ContainerMarking, render_container_view, render_plate_scene
 from sim.scenario import OWNERS
 
-DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DATA = SHARED_DATA
 
 
 def _median(xs: list[float]) -> float:

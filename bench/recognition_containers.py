@@ -20,6 +20,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from bench import SHARED_DATA
 from recognition import iso6346
 from recognition.containers import (
     ContainerReader,
@@ -31,7 +32,7 @@ from recognition.containers import (
 )
 from recognition.engine import OcrEngine
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data"
+DEFAULT_DATA = SHARED_DATA
 
 # Vectors a source calls invalid for a reason that is not ISO 6346's (see the vectors'
 # README): meMuszr/iso6346 rejects mixed case only with its case_sensitive option on.

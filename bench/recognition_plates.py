@@ -27,10 +27,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from bench import SHARED_DATA
 from recognition.engine import OcrEngine
 from recognition.plates import PlateReader, PlateReading
 
-DEFAULT_DATA = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "plates"
+DEFAULT_DATA = SHARED_DATA / "plates"
 HOLD_BELOW = 0.5  # fusion's default: lower confidence is held for a human
 
 
