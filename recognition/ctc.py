@@ -264,6 +264,18 @@ def prefix_beam_search(
     return done
 
 
+def _extended(label: Sequence[int]) -> tuple[list[int], NDArray[np.bool_]]:
+    """CTC's states for ``label``: blank, label, blank, ..., blank; and which states may
+    skip the blank before them (those whose label differs from the one two back)."""
+    ext = [0]
+    for k in label:
+        ext += [int(k), 0]
+    ext_a = np.array(ext)
+    skip = np.zeros(len(ext), dtype=bool)
+    skip[2:] = (ext_a[2:] != 0) & (ext_a[2:] != ext_a[:-2])
+    return ext, skip
+
+
 def ctc_log_likelihood(probs: Probs | NDArray[np.float64], label: Sequence[int]) -> float:
     """log P(label | probs) summed over all CTC alignments (column 0 the blank).
 
@@ -271,13 +283,8 @@ def ctc_log_likelihood(probs: Probs | NDArray[np.float64], label: Sequence[int])
     >>> round(math.exp(ctc_log_likelihood(p, [1])), 4)  # "1" = 1- or -1 or 11... of 2 steps
     0.91
     """
-    ext = [0]
-    for k in label:
-        ext += [int(k), 0]
+    ext, skip = _extended(label)
     n = len(ext)
-    ext_a = np.array(ext)
-    skip = np.zeros(n, dtype=bool)
-    skip[2:] = (ext_a[2:] != 0) & (ext_a[2:] != ext_a[:-2])
     p = probs[:, ext].astype(np.float64)
     alpha = np.zeros(n)
     alpha[0] = p[0, 0]
@@ -308,15 +315,9 @@ def ctc_align(probs: Probs, label: Sequence[int]) -> list[tuple[int, int]]:
     >>> ctc_align(p, [1, 2])
     [(1, 2), (3, 3)]
     """
-    ext = [0]
-    for k in label:
-        ext += [int(k), 0]
+    ext, skip = _extended(label)
     n, steps = len(ext), probs.shape[0]
     lp = np.log(np.maximum(probs[:, ext].astype(np.float64), 1e-30))
-    ext_a = np.array(ext)
-    # a state may skip the blank before it when its label differs from the one two back
-    skip = np.zeros(n, dtype=bool)
-    skip[2:] = (ext_a[2:] != 0) & (ext_a[2:] != ext_a[:-2])
     score = np.full(n, -np.inf)
     score[0] = lp[0, 0]
     if n > 1:

@@ -43,7 +43,6 @@ class Evidence:
 
     text: str
     chars: tuple[tuple[tuple[str, float], ...], ...]
-    weight: float = 1.0  # how many independent witnesses this reading counts as
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,6 @@ class Vote:
     text: str | None
     confidence: float
     char_confidence: tuple[float, ...]
-    support: int  # readings of the chosen length that agree with the text exactly
-    readings: int  # readings considered
 
 
 def _position_scores(evidence: Sequence[Evidence], k: int, temper: float) -> dict[str, float]:
@@ -66,7 +63,7 @@ def _position_scores(evidence: Sequence[Evidence], k: int, temper: float) -> dic
         rest = max(0.0, 1.0 - sum(given.values()))
         for c in logs:
             w = rest if c == _UNKNOWN else given.get(c, 0.0)
-            logs[c] += temper * e.weight * math.log(_FLOOR + w)
+            logs[c] += temper * math.log(_FLOOR + w)
     top = max(logs.values())
     exp = {c: math.exp(v - top) for c, v in logs.items()}
     total = sum(exp.values())
@@ -76,16 +73,16 @@ def _position_scores(evidence: Sequence[Evidence], k: int, temper: float) -> dic
 def vote(evidence: Sequence[Evidence], *, temper: float = 1.0) -> Vote:
     """Fuse readings of one plate character by character under the plate grammar.
 
-    Readings are grouped by length and the length with the most weight is taken (a plate
+    Readings are grouped by length and the length most read is taken (a plate
     read as 7 characters in one frame and 8 in others is most likely 8). ``temper`` scales
     each witness: 1 for independent frames, ``1 / n`` for n views cut from one frame.
     """
     if not evidence:
-        return Vote(None, 0.0, (), 0, 0)
+        return Vote(None, 0.0, ())
     by_len: dict[int, list[Evidence]] = {}
     for e in evidence:
         by_len.setdefault(len(e.text), []).append(e)
-    length, group = max(by_len.items(), key=lambda kv: sum(e.weight for e in kv[1]))
+    length, group = max(by_len.items(), key=lambda kv: len(kv[1]))
     scores = [_position_scores(group, k, temper) for k in range(length)]
 
     # best grammatical text: per template, the best allowed character at each position
@@ -106,10 +103,9 @@ def vote(evidence: Sequence[Evidence], *, temper: float = 1.0) -> Vote:
             if best is None or total > best[0]:
                 best = (total, text, tuple(probs))
     if best is None:
-        return Vote(None, 0.0, (), 0, len(evidence))
+        return Vote(None, 0.0, ())
     _, text, chosen = best
-    agree = sum(1 for e in group if e.text == text)
-    return Vote(text, min(chosen), chosen, agree, len(evidence))
+    return Vote(text, min(chosen), chosen)
 
 
 class Reading(Protocol):

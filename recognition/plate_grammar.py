@@ -75,7 +75,7 @@ NEV_LARGE_LAST = "DF"
 SUFFIXES = "挂学港澳"
 
 # Characters that carry no information: the dot after the issuing letter, spaces, dashes.
-_SEPARATORS = frozenset(" \t\r\n·・•‧∙.-_")
+SEPARATORS = frozenset(" \t\r\n·・•‧∙.-_")
 
 
 class PlateError(ValueError):
@@ -162,7 +162,7 @@ def compact(number: str) -> str:
     '皖A12345'
     """
     text = unicodedata.normalize("NFKC", number).upper()
-    return "".join(c for c in text if c not in _SEPARATORS and not c.isspace())
+    return "".join(c for c in text if c not in SEPARATORS and not c.isspace())
 
 
 def _first_bad_position(text: str, templates: Sequence[Template]) -> int:
