@@ -437,13 +437,21 @@ class CentralLink:
                 commands.append(bytes(payload))
             else:
                 items.append((kind, bytes(payload)))
-        if items:
-            # signatures and parsing off the ledger thread, where a truck's pass may be waiting
-            checked = await asyncio.to_thread(lambda: [(k, self._check(k, p)) for k, p in items])
+        if not items and not commands:
+            return
+        # signatures and parsing off the loop, and off the ledger thread, where a truck's pass
+        # may be waiting
+        checked, orders = await asyncio.to_thread(
+            lambda: (
+                [(k, self._check(k, p)) for k, p in items],
+                [self._check_command(p) for p in commands],
+            )
+        )
+        if checked:
             for handled in await lane.in_ledger(self._ingest, lane.ledger, checked):
-                await self._after(lane, handled)
-        for payload in commands:
-            await self._command(client, lane, payload)
+                self._after(lane, handled)
+        for order in orders:
+            await self._command(client, lane, order)
 
     def _check(self, kind: str, payload: bytes) -> Checked:
         """Check one message from the broker (no ledger needed): its model, or why not."""
@@ -482,9 +490,10 @@ class CentralLink:
         try:
             with ledger.batch():
                 for kind, item in checked:
+                    if isinstance(item, Refused):
+                        out.append(_Handled(kind, refused=item))
+                        continue
                     try:
-                        if isinstance(item, Refused):
-                            raise item
                         if isinstance(item, _SitePassIn):
                             out.append(self._take_site_pass(ledger, item))
                         else:
@@ -508,7 +517,7 @@ class CentralLink:
         detail = f"{record.pass_id} at {record.lane} used note {record.note_id}"
         return _Handled("pass", site_pass=result, detail=detail)
 
-    async def _after(self, lane: LaneHost, handled: _Handled) -> None:
+    def _after(self, lane: LaneHost, handled: _Handled) -> None:
         if handled.refused is not None:
             self._refused(handled.kind, handled.refused)
             return
@@ -529,7 +538,9 @@ class CentralLink:
         level = logging.INFO if refusal.reason is Refusal.STALE else logging.WARNING
         log.log(level, "refused a %s message: %s", kind, refusal)
 
-    async def _command(self, client: aiomqtt.Client, lane: LaneHost, payload: bytes) -> None:
+    def _check_command(self, payload: bytes) -> tuple[Command, dict[str, Any]] | Refused:
+        """Check a command from central (no ledger needed): it and its signed body, or why
+        it is refused."""
         try:
             body = open_central(payload, self.keys, site=self.site)  # size checked on arrival
             command = parse_body(body)
@@ -537,6 +548,21 @@ class CentralLink:
                 raise Refused(Refusal.WRONG_TOPIC, f"a {command.type} on the command topic")
             if command.lane != self.lane_id:
                 raise Refused(Refusal.WRONG_LANE, f"command for lane {command.lane!r}")
+        except Refused as refusal:
+            return refusal
+        return command, body
+
+    async def _command(
+        self,
+        client: aiomqtt.Client,
+        lane: LaneHost,
+        order: tuple[Command, dict[str, Any]] | Refused,
+    ) -> None:
+        if isinstance(order, Refused):
+            self._refused("command", order)
+            return
+        command, body = order
+        try:
             age = self.clock() - command.issued_at
             if abs(age) > self.settings.command_max_age_s:
                 raise Refused(Refusal.EXPIRED, f"issued {age:.0f} s from now")
