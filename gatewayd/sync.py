@@ -17,8 +17,9 @@ from __future__ import annotations
 
 import logging
 import sqlite3
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
 
@@ -26,6 +27,7 @@ from gatewayd.envelope import Refusal, Refused
 from gatewayd.ledger import BookLineIn, Ledger, NoteIn
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_OPS = 10_000  # per delta or snapshot part
 
@@ -262,7 +264,10 @@ class Replica:
                 self.overflow += 1  # central will send it again in answer to the resync
             return SyncReport(gap=True)
         report = SyncReport()
-        watch_changed = self._apply(delta, report)
+        return self._finish(report, watch_changed=self._apply(delta, report))
+
+    def _finish(self, report: SyncReport, *, watch_changed: bool) -> SyncReport:
+        """``report`` once the held deltas that now follow on are applied too."""
         if self._drain(report) or watch_changed:
             report.watchlist = self.ledger.watchlist()  # read once, after all that applied
         report.gap = self.gap
@@ -279,11 +284,7 @@ class Replica:
 
     def _apply(self, delta: Delta, report: SyncReport) -> bool:
         """Apply one delta; True when it changed the watch list."""
-        try:
-            changed = self.ledger.apply_sync(delta.seq, lambda: _apply_ops(self.ledger, delta.ops))
-        except (sqlite3.Error, ValueError) as exc:
-            # undone by the ledger; central sends it again when asked, and is told why meanwhile
-            raise Refused(Refusal.MALFORMED, f"delta {delta.seq} cannot be applied: {exc}") from exc
+        changed = self._commit("delta", delta.seq, lambda: _apply_ops(self.ledger, delta.ops))
         self.applied = delta.seq
         report.applied += 1
         return bool(changed)
@@ -298,20 +299,19 @@ class Replica:
             return SyncReport(gap=True)
         ops = [op for n in sorted(self._parts) for op in self._parts[n].ops]
         self._snapshot_id, self._parts = None, {}
-        try:
-            self.ledger.apply_sync(part.seq, lambda: _apply_snapshot(self.ledger, ops))
-        except (sqlite3.Error, ValueError) as exc:
-            raise Refused(
-                Refusal.MALFORMED, f"snapshot {part.seq} cannot be applied: {exc}"
-            ) from exc
+        self._commit("snapshot", part.seq, lambda: _apply_snapshot(self.ledger, ops))
         log.info("snapshot applied: %d documents, now at %d", len(ops), part.seq)
         self.applied = part.seq
         self.head = max(self.head, part.seq)
-        report = SyncReport(applied=1)
-        self._drain(report)
-        report.watchlist = self.ledger.watchlist()
-        report.gap = self.gap
-        return report
+        return self._finish(SyncReport(applied=1), watch_changed=True)  # the list was replaced
+
+    def _commit(self, what: str, seq: int, changes: Callable[[], T]) -> T | None:
+        """``Ledger.apply_sync``, with a change the ledger cannot take refused as malformed."""
+        try:
+            return self.ledger.apply_sync(seq, changes)
+        except (sqlite3.Error, ValueError) as exc:
+            # undone by the ledger; central sends it again when asked, and is told why meanwhile
+            raise Refused(Refusal.MALFORMED, f"{what} {seq} cannot be applied: {exc}") from exc
 
 
 def _apply_ops(ledger: Ledger, ops: list[Any]) -> bool:
@@ -340,7 +340,7 @@ def _apply_ops(ledger: Ledger, ops: list[Any]) -> bool:
     return watch_changed
 
 
-def _apply_snapshot(ledger: Ledger, ops: list[Any]) -> bool:
+def _apply_snapshot(ledger: Ledger, ops: list[Any]) -> None:
     """Make the documents what the snapshot lists: notes it lacks are revoked, the watch list
     is replaced; everything else is upserted as in a delta."""
     notes = [op.note.to_note_in() for op in ops if isinstance(op, NoteUpsert)]
@@ -350,7 +350,6 @@ def _apply_snapshot(ledger: Ledger, ops: list[Any]) -> bool:
         (op.kind, op.value, op.reason) for op in ops if isinstance(op, WatchAdd)
     )
     _apply_ops(ledger, [op for op in ops if not isinstance(op, NoteUpsert | WatchAdd)])
-    return True
 
 
 _OPS: TypeAdapter[list[Any]] = TypeAdapter(list[Op])
