@@ -107,11 +107,21 @@ CREATE TABLE IF NOT EXISTS meta (
 """
 
 
+# A release's write-off lines as pending draws, unless central has already counted the pass
+# (for both triggers below: SQLite has no trigger on INSERT and UPDATE together).
+_RELEASE_DRAWS = """\
+    INSERT OR IGNORE INTO pending_draws (pass_id, book_id, line_no, quantity)
+    SELECT NEW.pass_id, json_extract(w.value, '$.book'), json_extract(w.value, '$.line'),
+           json_extract(w.value, '$.quantity')
+    FROM json_each(NEW.record, '$.write_off') AS w
+    WHERE NOT EXISTS (SELECT 1 FROM confirmed_passes c WHERE c.pass_id = NEW.pass_id);
+"""
+
 # Tables of the central link (gatewayd.link, gatewayd.sync). Draws on account-book lines that
 # central has not yet counted are kept in pending_draws (own releases through the triggers, in
 # the same transaction as the pass; neighbours' releases as they arrive), so that a line's
 # remaining quantity from central is reduced by them until central confirms the pass.
-_SYNC_SCHEMA = """
+_SYNC_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS pending_draws (
     pass_id TEXT NOT NULL,
     book_id TEXT NOT NULL,
@@ -143,21 +153,11 @@ CREATE TABLE IF NOT EXISTS commands (
 CREATE TRIGGER IF NOT EXISTS passes_pending_draws_insert AFTER INSERT ON passes
 WHEN NEW.outcome = 'release'
 BEGIN
-    INSERT OR IGNORE INTO pending_draws (pass_id, book_id, line_no, quantity)
-    SELECT NEW.pass_id, json_extract(w.value, '$.book'), json_extract(w.value, '$.line'),
-           json_extract(w.value, '$.quantity')
-    FROM json_each(NEW.record, '$.write_off') AS w
-    WHERE NOT EXISTS (SELECT 1 FROM confirmed_passes c WHERE c.pass_id = NEW.pass_id);
-END;
+{_RELEASE_DRAWS}END;
 CREATE TRIGGER IF NOT EXISTS passes_pending_draws_update AFTER UPDATE OF outcome ON passes
 WHEN NEW.outcome = 'release' AND OLD.outcome <> 'release'
 BEGIN
-    INSERT OR IGNORE INTO pending_draws (pass_id, book_id, line_no, quantity)
-    SELECT NEW.pass_id, json_extract(w.value, '$.book'), json_extract(w.value, '$.line'),
-           json_extract(w.value, '$.quantity')
-    FROM json_each(NEW.record, '$.write_off') AS w
-    WHERE NOT EXISTS (SELECT 1 FROM confirmed_passes c WHERE c.pass_id = NEW.pass_id);
-END;
+{_RELEASE_DRAWS}END;
 """
 SYNC_SEQ = "sync.applied_seq"
 
