@@ -58,7 +58,8 @@ class ReleaseNote:
     valid_until: int
 
 
-def _b64e(data: bytes) -> str:
+def b64url(data: bytes) -> str:
+    """Unpadded base64url, as release notes and central's envelopes carry bytes."""
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
 
@@ -71,7 +72,7 @@ def _b64d(text: str) -> bytes:
         raise ReleaseNoteError("malformed", f"not base64url: {exc}") from None
     # base64 ignores the spare low bits of the last character; refusing all but the canonical
     # text keeps one signed note to exactly one payload
-    if _b64e(data) != text:
+    if b64url(data) != text:
         raise ReleaseNoteError("malformed", "not canonical base64url")
     return data
 
@@ -117,9 +118,9 @@ def encode(note: ReleaseNote, private_key: Ed25519PrivateKey) -> str:
         "f": note.valid_from,
         "u": note.valid_until,
     }
-    body_b64 = _b64e(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
+    body_b64 = b64url(json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode())
     signed = f"{PREFIX}{body_b64}"
-    return f"{signed}.{_b64e(private_key.sign(signed.encode('ascii')))}"
+    return f"{signed}.{b64url(private_key.sign(signed.encode('ascii')))}"
 
 
 def is_release_note(payload: str) -> bool:

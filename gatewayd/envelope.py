@@ -29,7 +29,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from drivers.release_note import key_id
+from drivers.release_note import b64url, key_id
 from gatewayd.commands import Alert
 
 ENVELOPE_VERSION = 1
@@ -64,10 +64,6 @@ class Refused(ValueError):
         self.detail = detail
 
 
-def _b64e(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
 def _b64d(text: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
@@ -93,7 +89,7 @@ def seal_central(body: Mapping[str, Any], key: Ed25519PrivateKey) -> bytes:
         "v": ENVELOPE_VERSION,
         "kid": key_id(key.public_key()),
         "body": text,
-        "sig": _b64e(key.sign(text.encode("utf-8"))),
+        "sig": b64url(key.sign(text.encode("utf-8"))),
     }
     return dumps(envelope).encode("utf-8")
 
