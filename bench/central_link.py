@@ -114,8 +114,7 @@ async def through_broker(work: Path, broker: Broker, deltas: int, passes: int) -
         for i in range(passes):
             record = release(i, "lane-01")
             committed = time.monotonic()
-            await lane.in_ledger(lane.ledger.commit_pass, record)
-            lane.link.outbox_changed()
+            await lane.commit_pass(record)
             await _until(lambda pid=record.pass_id: pid in central.passes, 10)
             latencies.append((time.monotonic() - committed) * 1000)
             await asyncio.sleep(0.02)  # one truck at a time, as at a lane
@@ -150,9 +149,7 @@ async def neighbour(work: Path, broker: Broker, samples: int) -> dict[str, float
         await asyncio.sleep(0.5)
         for i in range(samples):
             started = time.monotonic()
-            await a.in_ledger(a.ledger.commit_pass, release(i, "lane-01"))
-            assert a.link is not None
-            a.link.outbox_changed()
+            await a.commit_pass(release(i, "lane-01"))
             while True:
                 docs = await b.in_ledger(b.ledger.load_note, f"N{i:05d}")
                 if docs is not None and docs.status == "used":

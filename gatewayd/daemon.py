@@ -262,6 +262,12 @@ class Lane:
         """Run a ledger call on the ledger thread (for the control socket and the simulator)."""
         return await self._db(fn, *args)
 
+    async def commit_pass(self, record: PassRecord) -> tuple[Outcome, tuple[Reason, ...]]:
+        """Write a pass off against the ledger (on its thread) and wake the link to send it."""
+        result = await self._db(self.ledger.commit_pass, record)
+        self._outbox_changed()
+        return result
+
     async def _tick(self) -> None:
         period = self.config.timing.tick_ms / 1000
         while True:
@@ -332,8 +338,7 @@ class Lane:
                 await self._handle(DocumentsLoaded(command.note_id, docs), 0.0, cause)
             case CommitPass():
                 self._timings_start(command.record, cause)
-                outcome, reasons = await self._db(self.ledger.commit_pass, command.record)
-                self._outbox_changed()
+                outcome, reasons = await self.commit_pass(command.record)
                 await self._committed(command.record.pass_id, outcome, reasons, cause)
             case AuditOverride():
                 self._timings_start(command.record, cause)

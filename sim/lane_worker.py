@@ -92,8 +92,9 @@ def headless_lane(config: LaneConfig) -> Lane:
     return Lane(config, RelayIO(config.relay), [], link=CentralLink(config))
 
 
-def release(i: int, lane_id: str) -> PassRecord:
-    """The release of pass ``i`` as the core would ask the ledger to commit it."""
+def release(i: int, lane_id: str, *, qty: float = 1.0) -> PassRecord:
+    """The release of pass ``i`` (of note ``note_id(i)``, drawing ``qty`` from line 1 of
+    book BK<i mod BOOKS>) as the core would ask the ledger to commit it."""
     now = time.time()
     return PassRecord(
         pass_id=pass_id(i),
@@ -105,7 +106,7 @@ def release(i: int, lane_id: str) -> PassRecord:
         note_id=note_id(i),
         plate=f"沪A{i:05d}",
         containers=(),
-        write_off=(WriteOffLine(f"BK{i % BOOKS:02d}", 1, 1.0),),
+        write_off=(WriteOffLine(f"BK{i % BOOKS:02d}", 1, qty),),
     )
 
 
@@ -117,9 +118,7 @@ async def produce(lane: Lane, passes: int, rate: float) -> None:
     for i in range(passes):
         if pass_id(i) in done:
             continue
-        await lane.in_ledger(lane.ledger.commit_pass, release(i, lane_id))
-        if lane.link is not None:
-            lane.link.outbox_changed()
+        await lane.commit_pass(release(i, lane_id))
         await asyncio.sleep(1 / rate)
 
 

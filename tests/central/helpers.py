@@ -7,18 +7,19 @@ import contextlib
 import io
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from gatewayd.commands import PassRecord, WriteOffLine
+from gatewayd.commands import PassRecord
 from gatewayd.daemon import Lane
 from gatewayd.ledger import Ledger
 from gatewayd.link import CentralLink
-from gatewayd.reasons import Outcome
 from gatewayd.sync import install
 from sim.central import SimCentral
 from sim.central_server import SimCentralServer
 from sim.lane_worker import headless_config, headless_lane, site_documents
+from sim.lane_worker import release as worker_release
 
 SIGNER = SimCentral(bytes(range(32)))
 SITE = "site-1"
@@ -72,29 +73,8 @@ def link_of(lane: Lane) -> CentralLink:
 
 
 def release(pass_id: str, note_id: str, lane_id: str = "lane-01", qty: float = 1.0) -> PassRecord:
-    """A release of a note drawing ``qty`` from BK<n>/1 (n as in sim.lane_worker)."""
-    n = int(note_id[1:])
-    now = time.time()
-    return PassRecord(
-        pass_id=pass_id,
-        lane_id=lane_id,
-        opened_at=now,
-        decided_at=now,
-        outcome=Outcome.RELEASE,
-        reasons=(),
-        note_id=note_id,
-        plate=f"沪A{n:05d}",
-        containers=(),
-        write_off=(WriteOffLine(f"BK{n % 20:02d}", 1, qty),),
-    )
-
-
-async def commit(lane: Lane, record: PassRecord) -> tuple[Outcome, Any]:
-    """Commit a pass through the lane's ledger thread, as the core's CommitPass does."""
-    result = await lane.in_ledger(lane.ledger.commit_pass, record)
-    if lane.link is not None:
-        lane.link.outbox_changed()
-    return result
+    """A release of note N<n> drawing ``qty`` from its book line (as in sim.lane_worker)."""
+    return replace(worker_release(int(note_id[1:]), lane_id, qty=qty), pass_id=pass_id)
 
 
 @contextlib.asynccontextmanager

@@ -16,7 +16,6 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 from sim.mosquitto import Broker, BrokerTls, make_password_file, mosquitto_available
 from tests.central.helpers import (
-    commit,
     eventually,
     link_of,
     make_lane,
@@ -114,7 +113,7 @@ async def test_over_tls_with_a_client_certificate_passes_are_delivered(
     async with running(lane):
         link = link_of(lane)
         await eventually(link.connected.is_set, what="TLS session up")
-        await commit(lane, release("P1", "N00001"))
+        await lane.commit_pass(release("P1", "N00001"))
         await eventually(lambda: link.stats.published >= 1, what="pass acknowledged over TLS")
 
 

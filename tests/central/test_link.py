@@ -23,7 +23,6 @@ from sim.mosquitto import Broker
 from tests.central.helpers import (
     SIGNER,
     SITE,
-    commit,
     eventually,
     ledger_state,
     link_of,
@@ -47,7 +46,7 @@ async def test_passes_reach_central_in_order_once_and_are_marked_delivered(
     async with serving(central), running(lane):
         await eventually(link_of(lane).connected.is_set, what="link up")
         for i in range(40):
-            await commit(lane, release(f"P{i:03d}", f"N{i:05d}"))
+            await lane.commit_pass(release(f"P{i:03d}", f"N{i:05d}"))
         ids = {f"P{i:03d}" for i in range(40)}
         await eventually(lambda: ids <= central.passes.keys(), what="all passes at central")
         await eventually(
@@ -84,7 +83,7 @@ async def test_passes_written_with_the_broker_down_are_delivered_when_it_returns
         await asyncio.to_thread(broker.stop)
         await eventually(lambda: link.health.state == "down", what="link noticed")
         for i in range(30):  # the lane keeps deciding and writing off
-            outcome, _ = await commit(lane, release(f"P{i:03d}", f"N{i:05d}"))
+            outcome, _ = await lane.commit_pass(release(f"P{i:03d}", f"N{i:05d}"))
             assert outcome is Outcome.RELEASE
         assert (await lane.in_ledger(lane.ledger.outbox_counts))[0] >= 30
         await asyncio.sleep(1.0)  # several failed reconnects
@@ -226,9 +225,9 @@ async def test_a_note_used_at_one_lane_is_refused_at_its_neighbour_within_a_seco
             return docs is not None and docs.status == "used"
 
         assert not await used_at_b()
-        await commit(a, release("A-7", "N00007"))
+        await a.commit_pass(release("A-7", "N00007"))
         took = await eventually(used_at_b, 1.0, "note used at the neighbour")
-        outcome, reasons = await commit(b, release("B-7", "N00007", lane_id="lane-02"))
+        outcome, reasons = await b.commit_pass(release("B-7", "N00007", lane_id="lane-02"))
         assert outcome is Outcome.REJECT
         assert Code.NOTE_USED in {r.code for r in reasons}
         assert took < 1.0
@@ -307,12 +306,12 @@ async def test_a_growing_outbox_raises_one_alert(tmp_path: Path, broker: Broker)
 
         i = 0
         while await pending() < 19:  # passes and the relay's fault alert
-            await commit(lane, release(f"P{i:03d}", f"N{i:05d}"))
+            await lane.commit_pass(release(f"P{i:03d}", f"N{i:05d}"))
             i += 1
         await asyncio.sleep(0.5)  # two housekeeping rounds
         assert await backlog_alerts() == []
         for j in range(i, i + 5):
-            await commit(lane, release(f"P{j:03d}", f"N{j:05d}"))
+            await lane.commit_pass(release(f"P{j:03d}", f"N{j:05d}"))
 
         async def one() -> bool:
             return len(await backlog_alerts()) == 1
