@@ -98,15 +98,7 @@ class SimCentralServer:
         for op in ops:
             self._apply(op)
         self.seq += 1
-        body = {
-            "schema": SCHEMA,
-            "type": "delta",
-            "site": self.site,
-            "seq": self.seq,
-            "issued_at": self.clock(),
-            "ops": ops,
-        }
-        self.deltas[self.seq] = seal_central(body, self.signer.key)
+        self.deltas[self.seq] = self._seal("delta", seq=self.seq, issued_at=self.clock(), ops=ops)
         self.deltas.pop(self.seq - self.keep_deltas, None)
         self._wake.set()
         return self.seq
@@ -215,18 +207,21 @@ class SimCentralServer:
     ) -> tuple[str, bytes]:
         """A signed command for a lane: (command id, payload)."""
         command_id = command_id or uuid.uuid4().hex
-        body: dict[str, Any] = {
-            "schema": SCHEMA,
-            "type": "command",
-            "site": site or self.site,
-            "lane": lane,
-            "command_id": command_id,
-            "issued_at": self.clock() if issued_at is None else issued_at,
-            "action": action,
-        }
-        if override is not None:
-            body["override"] = override
-        return command_id, seal_central(body, self.signer.key)
+        payload = self._seal(
+            "command",
+            site=site or self.site,
+            lane=lane,
+            command_id=command_id,
+            issued_at=self.clock() if issued_at is None else issued_at,
+            action=action,
+            **({} if override is None else {"override": override}),
+        )
+        return command_id, payload
+
+    def _seal(self, kind: str, **fields: Any) -> bytes:
+        """A signed body of ``kind`` for this site (``fields`` may name another)."""
+        body = {"schema": SCHEMA, "type": kind, "site": self.site, **fields}
+        return seal_central(body, self.signer.key)
 
     async def send_command(self, lane: str, action: str, **kwargs: Any) -> str:
         """Sign and publish a command to a lane (central must be connected)."""
@@ -430,14 +425,7 @@ class SimCentralServer:
             await self._publish_head(client)
 
     async def _publish_head(self, client: aiomqtt.Client) -> None:
-        body = {
-            "schema": SCHEMA,
-            "type": "head",
-            "site": self.site,
-            "seq": self.published,
-            "issued_at": self.clock(),
-        }
-        payload = seal_central(body, self.signer.key)
+        payload = self._seal("head", seq=self.published, issued_at=self.clock())
         await client.publish(f"{self.base}/ledger/head", payload, qos=1, retain=True)
 
     async def _answer_resyncs(self, client: aiomqtt.Client) -> None:
@@ -457,19 +445,17 @@ class SimCentralServer:
             chunks = [ops[i : i + size] for i in range(0, len(ops), size)] or [[]]
             snapshot_id = uuid.uuid4().hex[:16]
             for part, chunk in enumerate(chunks, start=1):
-                body = {
-                    "schema": SCHEMA,
-                    "type": "snapshot",
-                    "site": self.site,
-                    "lane": lane,
-                    "seq": self.seq,
-                    "snapshot_id": snapshot_id,
-                    "part": part,
-                    "parts": len(chunks),
-                    "issued_at": self.clock(),
-                    "ops": chunk,
-                }
-                await client.publish(topic, seal_central(body, self.signer.key), qos=1)
+                payload = self._seal(
+                    "snapshot",
+                    lane=lane,
+                    seq=self.seq,
+                    snapshot_id=snapshot_id,
+                    part=part,
+                    parts=len(chunks),
+                    issued_at=self.clock(),
+                    ops=chunk,
+                )
+                await client.publish(topic, payload, qos=1)
 
 
 def sim_mqtt(host: str, port: int, **overrides: Any) -> MqttSection:
