@@ -32,7 +32,7 @@ from gatewayd.sync import install
 from sim.central import SimCentral
 from sim.central_server import SimCentralServer, sim_mqtt
 from sim.lane_worker import headless_config, pass_id, site_documents
-from sim.mosquitto import Broker
+from sim.mosquitto import Broker, stop_process
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -90,15 +90,8 @@ class _Worker:
             self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc is None:
-            return
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        if self.proc is not None:
+            stop_process(self.proc, 10)
 
 
 def _count(db: Path, sql: str) -> int:

@@ -24,6 +24,18 @@ from types import TracebackType
 
 from sim.net import free_port
 
+
+def stop_process(proc: subprocess.Popen[bytes], timeout: float) -> None:
+    """SIGTERM, then SIGKILL if the process lingers ``timeout`` seconds; reaped either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 MOSQUITTO = os.environ.get("GATEWAYD_MOSQUITTO", "/usr/sbin/mosquitto")
 _LIVE: set[Broker] = set()
 
@@ -135,16 +147,9 @@ class Broker:
 
     def stop(self, timeout: float = 5.0) -> None:
         """SIGTERM (the broker saves its persistent state), then SIGKILL if it lingers."""
-        proc = self.proc
-        if proc is None:
+        if self.proc is None:
             return
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        stop_process(self.proc, timeout)
         self.proc = None
         _LIVE.discard(self)
 
