@@ -384,7 +384,7 @@ class LaneCore:
     def _record(self, tx: Transaction, reasons: tuple[Reason, ...], now: float) -> PassRecord:
         r, docs = tx.readings, tx.docs
         outcome = outcome_of(reasons)
-        write_off = self._draws(docs) if outcome is Outcome.RELEASE else ()
+        write_off, trip_id = _release_write_off(docs) if outcome is Outcome.RELEASE else ((), None)
         readings: dict[str, object] = {}
         if r.plate:
             readings["plate"] = {"text": r.plate.text, "confidence": r.plate.confidence}
@@ -414,17 +414,9 @@ class LaneCore:
             containers=tuple(c.number for c in r.containers.containers) if r.containers else (),
             readings=readings,
             write_off=write_off,
-            trip_id=docs.trip.trip_id
-            if docs and docs.trip and outcome is Outcome.RELEASE
-            else None,
+            trip_id=trip_id,
             evidence=evidence,
         )
-
-    @staticmethod
-    def _draws(docs: NoteDocs | None) -> tuple[WriteOffLine, ...]:
-        if docs is None:
-            return ()
-        return tuple(WriteOffLine(x.book_id, x.line_no, x.quantity) for x in docs.lines)
 
     def _on_committed(self, event: PassCommitted, now: float) -> list[Command]:
         tx = self.tx
@@ -467,16 +459,16 @@ class LaneCore:
             if self.in_fault:
                 return [Alert("OVERRIDE_REFUSED", "lane in fault: barrier cannot be trusted")]
             reasons = (*tx.record.reasons, Reason(Code.OVERRIDE, event.officer))
-            docs = tx.docs
             # the officer's release writes the note off like any other: its lines and its trip
+            write_off, trip_id = _release_write_off(tx.docs)
             record = replace(
                 tx.record,
                 outcome=Outcome.RELEASE,
                 reasons=reasons,
                 override_id=event.override_id,
                 decided_at=now,
-                write_off=self._draws(docs),
-                trip_id=docs.trip.trip_id if docs and docs.trip else None,
+                write_off=write_off,
+                trip_id=trip_id,
             )
             tx.record = record
             tx.committing_since = now
@@ -552,3 +544,11 @@ class LaneCore:
                 continue
             out.append(c)
         return out
+
+
+def _release_write_off(docs: NoteDocs | None) -> tuple[tuple[WriteOffLine, ...], str | None]:
+    """What a release writes off: the note's account-book lines, and its transit trip."""
+    if docs is None:
+        return (), None
+    lines = tuple(WriteOffLine(x.book_id, x.line_no, x.quantity) for x in docs.lines)
+    return lines, docs.trip.trip_id if docs.trip else None
