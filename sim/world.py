@@ -30,7 +30,7 @@ from gatewayd.events import (
 from gatewayd.judge import ReadingKind
 from gatewayd.reasons import Outcome
 from sim.central import SimCentral
-from sim.feeders import Feeder
+from sim.feeders import CameraFeeder, Feeder
 from sim.relay import SimRelay
 from sim.scenario import GpsSpec, NoteSpec, QrSpec, VehicleSpec, fence_points, resolve_time
 
@@ -99,7 +99,7 @@ class Traffic:
     ) -> None:
         self.relay = relay
         self.feeders = feeders
-        self.camera_kinds = {k for k, f in feeders.items() if type(f).__name__ == "CameraFeeder"}
+        self.has_cameras = any(isinstance(f, CameraFeeder) for f in feeders.values())
         self.lane: Lane | None = None  # set once the lane exists (it observes this traffic)
         self.central = central
         self.notes = notes
@@ -152,7 +152,7 @@ class Traffic:
             await self.feeders[kind].fail()
         for feeder in self.feeders.values():
             feeder.arrive()
-        if any(k in self.camera_kinds for k in self.feeders):
+        if self.has_cameras:
             await asyncio.sleep(0.25)  # cameras stream the truck before the loop trips
         self.relay.set_loop("arrival", True)
         try:  # the driver waits for the display's greeting before showing anything
