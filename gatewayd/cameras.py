@@ -16,7 +16,7 @@ import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 from drivers.camera import Camera, CameraSettings, Frame
 from drivers.qr import decode_frame
@@ -44,8 +44,6 @@ from recognition.plates import PlateReader, PlateReading
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
-
 
 # -- the recognition worker process ---------------------------------------------------------
 # OCR runs in worker processes, not threads: the plate decoder and the container assembly are
@@ -65,10 +63,6 @@ def _start_worker() -> None:
     _readers["containers"] = ContainerReader(engine)
 
 
-def _ready() -> bool:
-    return bool(_readers)
-
-
 def _read_plate(images: list[Any], min_confidence: float) -> FusedPlate[PlateReading]:
     reader: PlateReader = _readers["plates"]
     return reader.read_pass(images, min_confidence=min_confidence)
@@ -79,14 +73,31 @@ def _read_containers(image: Any) -> list[ContainerReading]:
     return reader.read(image)
 
 
-async def start_workers(pool: ProcessPoolExecutor, count: int, probe: Callable[[], Any]) -> None:
-    """Start a process pool's workers and wait until each has run ``probe``.
+async def spawn_pool(
+    count: int, initializer: Callable[..., object], *initargs: Any
+) -> ProcessPoolExecutor:
+    """A pool of ``count`` worker processes, each started (``initializer`` run) on return.
 
-    A pool starts a process on ``submit`` in the submitting thread, and starting one takes tens
-    to hundreds of milliseconds: the submits go through a worker thread, never the loop.
+    Spawned, not forked: the lane runs camera threads a fork would copy mid-flight. A pool
+    starts a process on ``submit`` in the submitting thread, and starting one takes tens to
+    hundreds of milliseconds: the submits go through a worker thread, never the loop.
     """
-    futures = await asyncio.to_thread(lambda: [pool.submit(probe) for _ in range(count)])
-    await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+    context = multiprocessing.get_context("spawn")
+    pool = ProcessPoolExecutor(
+        count, mp_context=context, initializer=initializer, initargs=initargs
+    )
+    try:
+        futures = await asyncio.to_thread(lambda: [pool.submit(os.getpid) for _ in range(count)])
+        await asyncio.gather(*(asyncio.wrap_future(f) for f in futures))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    return pool
+
+
+async def stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop a pool's workers, dropping work not yet started (joined off the loop)."""
+    await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
 
 
 class _Shared:
@@ -130,17 +141,14 @@ class Recognition(_Shared):
         self.io: ThreadPoolExecutor | None = None
 
     async def _start(self) -> None:
-        # spawn, not fork: the lane runs camera threads a fork would copy mid-flight
-        context = multiprocessing.get_context("spawn")
-        self.pool = ProcessPoolExecutor(self.workers, mp_context=context, initializer=_start_worker)
+        self.pool = await spawn_pool(self.workers, _start_worker)
         self.io = ThreadPoolExecutor(2, thread_name_prefix="evidence")
-        await start_workers(self.pool, self.workers, _ready)
 
     async def _stop(self) -> None:
         pool, io = self.pool, self.io
         self.pool = self.io = None
         if pool is not None:
-            await asyncio.to_thread(pool.shutdown, True, cancel_futures=True)
+            await stop_pool(pool)
         if io is not None:
             io.shutdown(wait=False, cancel_futures=True)
 
@@ -161,15 +169,14 @@ class Recognition(_Shared):
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool(), _read_containers, image)
 
-    async def run(self, fn: Callable[..., T], *args: Any) -> T:
-        """Run a short blocking call (a QR decode, a JPEG) in a thread."""
-        return await asyncio.get_running_loop().run_in_executor(self.io, fn, *args)
-
     async def keep(self, pass_id: str, label: str, crop: Any) -> str | None:
-        """Save an evidence crop; its path, or None when not kept."""
+        """Save an evidence crop (encoded and written in a thread); its path, or None when
+        not kept."""
         if self.evidence is None or crop is None:
             return None
-        path: Path | None = await self.run(self.evidence.save_crop, pass_id, label, crop)
+        path: Path | None = await asyncio.get_running_loop().run_in_executor(
+            self.io, self.evidence.save_crop, pass_id, label, crop
+        )
         return str(path) if path else None
 
 
@@ -215,6 +222,8 @@ class CameraSet(_Shared):
 class _CameraSource:
     """A reading source backed by camera views; reads once per pass, on the lane's trigger."""
 
+    uses_ocr = True  # holds the OCR workers while it runs
+
     def __init__(
         self,
         name: str,
@@ -234,10 +243,11 @@ class _CameraSource:
         self.failed = False  # the last burst gave no frame at all
 
     async def run(self, emit: Emit) -> None:
-        """Hold the cameras and the models until cancelled."""
+        """Hold the cameras (and the models, if it reads text) until cancelled."""
         self._emit = emit
         self.cameras.listen(self._on_camera)
-        async with self.cameras.use(), self.recognition.use():
+        models = self.recognition.use() if self.uses_ocr else contextlib.nullcontext()
+        async with self.cameras.use(), models:
             try:
                 await asyncio.Event().wait()
             finally:
@@ -314,12 +324,9 @@ class PlateCameraSource(_CameraSource):
         if fused.best is not None:
             path = await self.recognition.keep(pass_id, "plate", fused.best.crop)
             evidence = (path,) if path else ()
-        if fused.status == "confident" and fused.text:
-            reading = PlateRead(fused.text, fused.confidence, evidence, pass_id)
-        else:
-            # doubtful or nothing read: a reading the core holds for a human, never a guess
-            reading = PlateRead(fused.text or "", 0.0, evidence, pass_id)
-        self._emit(reading)
+        # doubtful or nothing read: a reading the core holds for a human, never a guess
+        sure = fused.confidence if fused.status == "confident" and fused.text else 0.0
+        self._emit(PlateRead(fused.text or "", sure, evidence, pass_id))
 
 
 class ContainerCameraSource(_CameraSource):
@@ -353,6 +360,8 @@ class ContainerCameraSource(_CameraSource):
 class QrCameraSource(_CameraSource):
     """Release-note QR codes held up to a camera: frames are decoded until the pass ends."""
 
+    uses_ocr = False  # a QR decode is short: a thread, not the OCR workers
+
     def __init__(self, *args: Any, period_s: float = 0.2, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.period_s = period_s
@@ -361,7 +370,7 @@ class QrCameraSource(_CameraSource):
         seen: set[str] = set()
         while True:
             for frame in await self._frames():
-                scans = await self.recognition.run(decode_frame, frame.image)
+                scans = await asyncio.to_thread(decode_frame, frame.image)
                 for scan in scans:
                     if scan.payload not in seen and self._emit is not None:
                         seen.add(scan.payload)

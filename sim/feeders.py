@@ -7,7 +7,6 @@ should now report, and the feeder makes the device report it.
 from __future__ import annotations
 
 import asyncio
-import multiprocessing
 import os
 import random
 import secrets
@@ -17,7 +16,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from gatewayd.cameras import start_workers
+from gatewayd.cameras import spawn_pool, stop_pool
 from gatewayd.events import Event, GpsFix, QrScanned, SealRead, WeightStable
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import ReadingSource
@@ -292,14 +291,14 @@ class CameraRig:
             return
         self._started = True
         # painting is numpy and PIL work that holds the GIL: keep it out of the lane's process
-        self._painters = ProcessPoolExecutor(
-            2, mp_context=multiprocessing.get_context("spawn"), initializer=os.nice, initargs=(10,)
-        )
-        await start_workers(self._painters, 2, os.getpid)
+        self._painters = await spawn_pool(2, os.nice, 10)
         await self.server.start()
+        empty: dict[tuple[int, int], bytes] = {}
         for view in self.VIEWS:
             size = (1280, 720) if view == "front" else (1920, 1080)
-            self._empty[view] = await asyncio.to_thread(_empty_view, size)
+            if size not in empty:
+                empty[size] = await asyncio.to_thread(_empty_view, size)
+            self._empty[view] = empty[size]
             self.server.show(view, self._empty[view])
 
     async def stop(self) -> None:
@@ -308,7 +307,7 @@ class CameraRig:
             self._started = False
             await self.server.stop()
             if self._painters is not None:
-                await asyncio.to_thread(self._painters.shutdown, True, cancel_futures=True)
+                await stop_pool(self._painters)
                 self._painters = None
 
     async def _paint(self, fn: Any, *args: Any) -> bytes:
