@@ -25,7 +25,7 @@ from gatewayd.daemon import Lane
 from gatewayd.judge import ReadingKind
 from gatewayd.ledger import BookLineIn, Ledger, NoteIn
 from gatewayd.reasons import Outcome
-from gatewayd.runner import build_sources
+from gatewayd.runner import build_link, build_sources
 from sim.central import SimCentral
 from sim.feeders import CameraFeeder, EsealFeeder, make_feeders
 from sim.relay import SimRelay
@@ -292,14 +292,13 @@ async def simulate(
             await asyncio.to_thread(seed_ledger, ledger_path, scenario, start)
             link = None
             if broker is not None:
-                from gatewayd.link import CentralLink
                 from sim.central_server import SiteRun
 
                 site = SiteRun(central, *broker, config.lane.site)
                 config = site.configure(config)
                 await site.start(ledger_path)
                 stack.push_async_callback(site.close)
-                link = CentralLink(config)
+                link = build_link(config)
             lane = Lane(
                 config,
                 RelayIO(config.relay),
