@@ -30,7 +30,7 @@ import ssl
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, TypeVar
 
@@ -92,6 +92,40 @@ class Inbox(asyncio.Queue[aiomqtt.Message]):
 
 class InboxOverflow(aiomqtt.MqttError):
     """Messages were dropped by the bounded queue: reconnect at once to have them again."""
+
+
+def mqtt_client(host: str, port: int, *, queue: int, calls: int, **options: Any) -> aiomqtt.Client:
+    """A persistent-session client that acknowledges each message only once it is handled,
+    queues at most ``queue`` incoming messages (``Inbox``) and ``calls`` publishes, and sends
+    small packets at once; ``options`` go to ``aiomqtt.Client``."""
+    client = aiomqtt.Client(
+        host,
+        port,
+        clean_session=False,
+        max_queued_incoming_messages=queue,
+        queue_type=Inbox,
+        # a pass is a small packet: without this, Nagle holds it behind an unacknowledged one
+        socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
+        **options,
+    )
+    client.pending_calls_threshold = calls
+    # Acknowledge each message only once handled (see CentralLink._receive): a client killed
+    # mid-message is sent it again, and so is one the bounded queue had to drop (Inbox),
+    # after the reconnect that follows. aiomqtt does not expose the option, paho does.
+    client._client.manual_ack_set(True)
+    return client
+
+
+@contextlib.asynccontextmanager
+async def mqtt_connected(client: aiomqtt.Client) -> AsyncIterator[aiomqtt.Client]:
+    """``client`` connected for the block (``MqttError`` when it cannot connect). Not
+    ``async with client``: aiomqtt's exit can turn a cancellation into an MqttError."""
+    await client.__aenter__()
+    try:
+        yield client
+    finally:
+        with contextlib.suppress(aiomqtt.MqttError):
+            await client.__aexit__(None, None, None)
 
 
 class LaneHost(Protocol):
@@ -305,31 +339,22 @@ class CentralLink:
                 keyfile=str(s.tls.key_file) if s.tls.key_file else None,
                 cert_reqs=ssl.CERT_REQUIRED,
             )
-        client = aiomqtt.Client(
+        return mqtt_client(
             s.host,
             s.effective_port,
+            queue=s.incoming_queue,
+            calls=s.publish_batch + 20,
             username=s.username,
             password=self._password,
             identifier=s.client_id or self.lane_id,
-            clean_session=False,
             keepalive=s.keepalive_s,
             will=aiomqtt.Will(self.topics.status, self._offline, qos=1, retain=True),
-            max_queued_incoming_messages=s.incoming_queue,
-            queue_type=Inbox,
             max_inflight_messages=s.inflight,
             timeout=s.connect_timeout_s,  # CONNACK and SUBACK; publishes give their own
             logger=_PAHO,
             tls_params=tls_params,
             tls_insecure=None if s.tls is None else not s.tls.server_name_check,
-            # a pass is a small packet: without this, Nagle holds it behind an unacknowledged one
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
-        client.pending_calls_threshold = s.publish_batch + 20
-        # Acknowledge each message only once handled (see _receive): a lane killed mid-message
-        # is sent it again, and so is one the bounded queue had to drop (Inbox), after the
-        # reconnect that follows. aiomqtt does not expose the option, paho does.
-        client._client.manual_ack_set(True)
-        return client
 
     async def _connection(self, lane: LaneHost) -> None:
         s = self.settings
@@ -362,18 +387,12 @@ class CentralLink:
 
     async def _attempt(self, lane: LaneHost, where: str) -> None:
         """One connection: connect, run the session until it fails, disconnect."""
-        client = self._client()
-        await client.__aenter__()  # connect (raises MqttError when it cannot)
-        try:
+        async with mqtt_connected(self._client()) as client:
             self._opened = time.monotonic()
             self.stats.connects += 1
             self._set("up", where)
             self.connected.set()
             await self._session(client, lane)
-        finally:
-            # not `async with`: aiomqtt's exit can turn a cancellation into an MqttError
-            with contextlib.suppress(aiomqtt.MqttError):
-                await client.__aexit__(None, None, None)
 
     async def _session(self, client: aiomqtt.Client, lane: LaneHost) -> None:
         try:

@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import socket
 import time
 import uuid
 from collections import defaultdict
@@ -28,7 +27,7 @@ from gatewayd.central_config import MqttSection
 from gatewayd.config import LaneConfig
 from gatewayd.envelope import SCHEMA, seal_central
 from gatewayd.ledger import Ledger
-from gatewayd.link import Inbox, InboxOverflow
+from gatewayd.link import Inbox, InboxOverflow, mqtt_client, mqtt_connected
 from gatewayd.sync import NoteBody
 from sim.central import SimCentral
 
@@ -363,39 +362,31 @@ class SimCentralServer:
         return [(f"{self.base}/+/{kind}", 1) for kind in ("pass", "alert", "status", "resync")]
 
     def _new_client(self) -> aiomqtt.Client:
-        client = aiomqtt.Client(
+        return mqtt_client(
             self.host,
             self.port,
+            queue=1000,
+            calls=1000,
             identifier=self.client_id,
-            clean_session=False,
             keepalive=10,
-            max_queued_incoming_messages=1000,
-            queue_type=Inbox,
             timeout=5,
             logger=_PAHO,
-            socket_options=[(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)],
         )
-        client.pending_calls_threshold = 1000
-        client._client.manual_ack_set(True)
-        return client
 
     async def _attempt(self) -> None:
-        client = self._new_client()
-        await client.__aenter__()
-        try:
-            self._opened = time.monotonic()
-            await client.subscribe(self._subscriptions())
-            self._client = client
-            self.connected.set()
-            async with asyncio.TaskGroup() as tg:
-                tg.create_task(self._receive(client), name="central:receive")
-                tg.create_task(self._publish(client), name="central:publish")
-                tg.create_task(self._answer_resyncs(client), name="central:resync")
-        finally:
-            self._client = None
-            self.connected.clear()
-            with contextlib.suppress(aiomqtt.MqttError):  # see CentralLink._attempt
-                await client.__aexit__(None, None, None)
+        async with mqtt_connected(self._new_client()) as client:
+            try:
+                self._opened = time.monotonic()
+                await client.subscribe(self._subscriptions())
+                self._client = client
+                self.connected.set()
+                async with asyncio.TaskGroup() as tg:
+                    tg.create_task(self._receive(client), name="central:receive")
+                    tg.create_task(self._publish(client), name="central:publish")
+                    tg.create_task(self._answer_resyncs(client), name="central:resync")
+            finally:
+                self._client = None
+                self.connected.clear()
 
     async def _receive(self, client: aiomqtt.Client) -> None:
         inbox = client._queue
