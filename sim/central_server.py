@@ -32,6 +32,21 @@ from gatewayd.sync import NoteBody
 from sim.central import SimCentral
 
 log = logging.getLogger(__name__)
+# the columns of Ledger.documents()["notes"], in order
+_NOTE_COLUMNS = (
+    "note_id",
+    "plate",
+    "containers",
+    "seals",
+    "gross_kg",
+    "tolerance_kg",
+    "direction",
+    "valid_from",
+    "valid_until",
+    "lines",
+    "trip_id",
+    "status",
+)
 _PAHO = logging.getLogger("sim.central.paho")
 _PAHO.setLevel(logging.CRITICAL)
 
@@ -141,35 +156,12 @@ class SimCentralServer:
             docs = ledger.documents()
             ops: list[dict[str, Any]] = []
             for row in docs["notes"]:
-                (
-                    note_id,
-                    plate,
-                    boxes,
-                    seals,
-                    gross,
-                    tol,
-                    direction,
-                    vf,
-                    vu,
-                    lines,
-                    trip,
-                    status,
-                ) = row
-                note = {
-                    "note_id": note_id,
-                    "plate": plate,
-                    "valid_from": vf,
-                    "valid_until": vu,
-                    "containers": json.loads(boxes),
-                    "seals": json.loads(seals),
-                    "gross_kg": gross,
-                    "tolerance_kg": tol,
-                    "direction": direction,
-                    "lines": json.loads(lines),
-                    "trip_id": trip,
-                    "status": status,
-                }
-                ops.append({"op": "note.upsert", "note": note})
+                note = dict(zip(_NOTE_COLUMNS, row, strict=True))
+                for key in ("containers", "seals", "lines"):  # stored as JSON text
+                    note[key] = json.loads(note[key])
+                ops.append(
+                    {"op": "note.upsert", "note": {k: note[k] for k in NoteBody.model_fields}}
+                )
             for book_id, line_no, item, unit, remaining in docs["book_lines"]:
                 ops.append(
                     {
