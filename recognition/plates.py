@@ -1035,21 +1035,25 @@ def _bounds(quad: Quad | NDArray[np.float32]) -> tuple[float, float, float, floa
     return float(q[:, 0].min()), float(q[:, 1].min()), float(q[:, 0].max()), float(q[:, 1].max())
 
 
-def _iou(a: Quad | NDArray[np.float32], b: Quad | NDArray[np.float32]) -> float:
+def _areas(
+    a: Quad | NDArray[np.float32], b: Quad | NDArray[np.float32]
+) -> tuple[float, float, float]:
+    """The bounding boxes' intersection and their two areas."""
     ax0, ay0, ax1, ay1 = _bounds(a)
     bx0, by0, bx1, by1 = _bounds(b)
     iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
     ih = max(0.0, min(ay1, by1) - max(ay0, by0))
-    inter = iw * ih
-    union = (ax1 - ax0) * (ay1 - ay0) + (bx1 - bx0) * (by1 - by0) - inter
+    return iw * ih, (ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0)
+
+
+def _iou(a: Quad | NDArray[np.float32], b: Quad | NDArray[np.float32]) -> float:
+    inter, area_a, area_b = _areas(a, b)
+    union = area_a + area_b - inter
     return inter / union if union > 0 else 0.0
 
 
 def _overlap(a: Quad, b: Quad) -> float:
     """Intersection over the smaller box: one reading nested in another counts as the same."""
-    ax0, ay0, ax1, ay1 = _bounds(a)
-    bx0, by0, bx1, by1 = _bounds(b)
-    iw = max(0.0, min(ax1, bx1) - max(ax0, bx0))
-    ih = max(0.0, min(ay1, by1) - max(ay0, by0))
-    small = min((ax1 - ax0) * (ay1 - ay0), (bx1 - bx0) * (by1 - by0))
-    return iw * ih / small if small > 0 else 0.0
+    inter, area_a, area_b = _areas(a, b)
+    small = min(area_a, area_b)
+    return inter / small if small > 0 else 0.0
