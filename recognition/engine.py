@@ -7,12 +7,14 @@ The models ship inside the rapidocr wheel: nothing is ever downloaded.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 from numpy.typing import NDArray
 
@@ -63,6 +65,17 @@ class Detection:
     score: float  # mean text probability inside the region
 
 
+def _blob_params(mean: Sequence[float], std: Sequence[float]) -> Any:
+    """The detector's input normalisation, ``(pixel / 255 - mean) / std`` in NCHW float32,
+    for OpenCV to do in one pass: RapidOCR's own (the same arithmetic, in float64 numpy)
+    took ~8 ms of a 736-pixel detection, this ~1 ms."""
+    params = cv2.dnn.Image2BlobParams()
+    params.scalefactor = (*(1 / (255 * float(s)) for s in std), 0.0)
+    params.mean = (*(255 * float(m) for m in mean), 0.0)
+    params.ddepth = cv2.CV_32F
+    return params
+
+
 class OcrEngine:
     """A loaded RapidOCR pipeline (detection, recognition) shared by all readers.
 
@@ -110,6 +123,12 @@ class OcrEngine:
         if not out.txts:
             return "", 0.0
         return str(out.txts[0]), float(out.scores[0])
+
+    @functools.cached_property
+    def _det_blob(self) -> Any:
+        # the detector exists once warmed up; two threads racing here build the same value
+        det = self._ocr.text_det
+        return _blob_params(det.mean, det.std)
 
     @property
     def recognizer(self) -> Any:
@@ -178,10 +197,10 @@ class OcrEngine:
 
         self.warm_up()
         det = self._ocr.text_det
-        # plain lists: the config's own lists cost ~2 ms a call in numpy's conversions
-        batch = DetPreProcess(max_side, "max", list(det.mean), list(det.std))(image)
-        if batch is None:
+        resized = DetPreProcess(max_side, "max", list(det.mean), list(det.std)).resize(image)
+        if resized is None:
             return []
+        batch = cv2.dnn.blobFromImageWithParams(resized, self._det_blob)
         post = DBPostProcess(
             thresh=thresh,
             box_thresh=box_thresh,
