@@ -10,6 +10,7 @@ moves from its last reading to the barrier command without waiting behind other 
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import logging
 import time
@@ -64,6 +65,15 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 QUEUE_SIZE = 4096
+
+
+@functools.cache
+def _freeze_startup_heap() -> None:
+    """Keep what start-up built out of the garbage collector's full passes, whose pauses
+    would otherwise grow with it. Once per process (cached): a second lane in the same
+    process (the simulator, tests) must not pin everything the first one left behind."""
+    gc.collect()
+    gc.freeze()
 
 
 class LaneClock:
@@ -229,10 +239,7 @@ class Lane:
                     tg.create_task(source.run(self.emit), name=f"source:{source.name}")
                 tg.create_task(self._tick(), name="ticker")
                 tg.create_task(self._dispatch(), name="dispatcher")
-                # what start-up built lives as long as the lane: keep it out of the garbage
-                # collector's full passes, whose pauses would otherwise grow with it
-                gc.collect()
-                gc.freeze()
+                _freeze_startup_heap()
                 if self.config.control is not None:
                     from gatewayd import control
 
