@@ -340,21 +340,22 @@ class ContainerCameraSource(_CameraSource):
             *(self.recognition.read_containers(f.image) for f in frames)
         )
         fused: list[FusedContainer] = fuse_containers(r for readings in per_frame for r in readings)
-        seen = []
-        evidence = []
-        for i, box in enumerate(fused):
-            seen.append(
-                ContainerSeen(
-                    box.number,
-                    verified=box.verified and not box.needs_review,
-                    confidence=box.confidence,
-                    size_type=box.size_type,
-                )
+        seen = tuple(
+            ContainerSeen(
+                box.number,
+                verified=box.verified and not box.needs_review,
+                confidence=box.confidence,
+                size_type=box.size_type,
             )
-            path = await self.recognition.keep(pass_id, f"container{i + 1}", box.evidence.crop)
-            if path:
-                evidence.append(path)
-        self._emit(ContainersRead(tuple(seen), tuple(evidence), pass_id))
+            for box in fused
+        )
+        paths = await asyncio.gather(
+            *(
+                self.recognition.keep(pass_id, f"container{i + 1}", box.evidence.crop)
+                for i, box in enumerate(fused)
+            )
+        )
+        self._emit(ContainersRead(seen, tuple(p for p in paths if p), pass_id))
 
 
 class QrCameraSource(_CameraSource):
