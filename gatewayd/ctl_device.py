@@ -12,12 +12,15 @@ import time
 from collections.abc import AsyncIterator, Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from drivers.codec import Rejected
 from gatewayd.cli_support import load_config_or_exit
+
+if TYPE_CHECKING:
+    from gatewayd.config import LaneConfig
 
 device_app = typer.Typer(no_args_is_help=True, help="Field devices: live readings, seals.")
 eseal_app = typer.Typer(no_args_is_help=True, help="Commission e-seals.")
@@ -36,8 +39,10 @@ class DeviceKind(StrEnum):
     qr = "qr"
 
 
-def _config_device(config: Path, key: str, wanted: type) -> Any:
-    device = getattr(load_config_or_exit(config).devices, key)
+def _config_device(config: Path, key: str, wanted: type, cfg: LaneConfig | None = None) -> Any:
+    """The device configured under ``devices.<key>`` (from ``cfg`` if already loaded), or
+    exit 1 when it is not of the kind wanted."""
+    device = getattr((cfg or load_config_or_exit(config)).devices, key)
     if not isinstance(device, wanted):
         kind = getattr(device, "kind", "none")
         typer.echo(f"{config}: devices.{key} is of kind {kind!r}: no device to talk to", err=True)
@@ -132,8 +137,9 @@ def read(
         from drivers.release_note import public_keys
         from gatewayd.config import QrScannerDevice
 
-        scanner = _config_device(config, "qr", QrScannerDevice)
-        keys = public_keys(load_config_or_exit(config).central.public_keys)
+        cfg = load_config_or_exit(config)
+        scanner = _config_device(config, "qr", QrScannerDevice, cfg)
+        keys = public_keys(cfg.central.public_keys)
 
         async def scans() -> None:
             shown = 0
