@@ -93,17 +93,6 @@ class Hypothesis:
     log_prob: float
 
 
-@dataclass
-class _Beam:
-    state: tuple[int, int]
-    p_blank: float  # probability of the prefix with the last step a blank (scaled)
-    p_char: float  # ... with the last step its last character (scaled)
-
-    @property
-    def total(self) -> float:
-        return self.p_blank + self.p_char
-
-
 def column_groups(
     alphabet: Sequence[str],
     chars: Iterable[str],
@@ -149,15 +138,8 @@ def fold(probs: Probs, groups: Sequence[NDArray[np.intp]]) -> NDArray[np.float64
     )
 
 
-def _add(
-    beams: dict[str, _Beam], prefix: str, state: tuple[int, int], pb: float, pc: float
-) -> None:
-    b = beams.get(prefix)
-    if b is None:
-        beams[prefix] = _Beam(state, pb, pc)
-    else:
-        b.p_blank += pb
-        b.p_char += pc
+def _first(item: tuple[float, str, list[Any]]) -> float:
+    return item[0]
 
 
 def prefix_beam_search(
@@ -196,69 +178,87 @@ def prefix_beam_search(
     col_of = {c: j for j, c in enumerate(chars)}
     n_steps = probs.shape[0]
 
-    # Top candidates per step, per distinct allowed set, computed once per set.
+    # Per state: the columns and characters it allows, in the automaton's order.
+    choices: dict[tuple[int, int], tuple[NDArray[np.intp], list[str]]] = {}
+    # Top candidates per step and state, computed once.
     top_cache: dict[tuple[int, tuple[int, int]], list[str]] = {}
 
-    def candidates(t: int, state: tuple[int, int], allowed: Iterable[str]) -> list[str]:
+    def candidates(t: int, state: tuple[int, int]) -> list[str]:
         key = (t, state)
         got = top_cache.get(key)
         if got is None:
-            js = np.array([col_of[c] for c in allowed])
+            allowed = choices.get(state)
+            if allowed is None:
+                names = list(automaton.allowed(state))
+                allowed = choices[state] = (np.array([col_of[c] for c in names]), names)
+            js, names = allowed
             ps = sub[t, js]
             order = np.argsort(-ps)[:top_chars]
             least = max(floor, float(ps[order[0]]) * relative)
-            got = [chars[js[k]] for k in order if ps[k] >= least]
+            got = [names[k] for k in order if ps[k] >= least]
             top_cache[key] = got
         return got
 
-    beams: dict[str, _Beam] = {"": _Beam(automaton.start, 1.0, 0.0)}
+    # a beam: [state, p_blank, p_char], the prefix's probability with its last step a
+    # blank and with its last step its last character (both scaled)
+    beams: dict[str, list[Any]] = {"": [automaton.start, 1.0, 0.0]}
     log_scale = 0.0
     for t in range(n_steps):
         remaining = n_steps - t - 1  # steps after this one
-        nxt: dict[str, _Beam] = {}
-
-        pblank = blank[t]
-        for prefix, beam in beams.items():
+        nxt: dict[str, list[Any]] = {}
+        # Python floats: the same double arithmetic as numpy's, without its scalar overhead
+        pblank = float(blank[t])
+        row = sub[t].tolist()
+        for prefix, (state, p_blank, p_char) in beams.items():
+            total = p_blank + p_char
             # stay on the same prefix: a blank, or the last character repeated
-            _add(nxt, prefix, beam.state, beam.total * pblank, 0.0)
-            if prefix:
-                last = col_of[prefix[-1]]
-                _add(nxt, prefix, beam.state, 0.0, beam.p_char * sub[t, last])
-            allowed = automaton.allowed(beam.state)
+            stay_char = p_char * row[col_of[prefix[-1]]] if prefix else 0.0
+            b = nxt.get(prefix)
+            if b is None:
+                nxt[prefix] = [state, total * pblank, stay_char]
+            else:
+                b[1] += total * pblank
+                b[2] += stay_char
+            allowed = automaton.allowed(state)
             if not allowed:
                 continue
-            for c in candidates(t, beam.state, allowed):
-                state = allowed[c]
-                if automaton.min_remaining(state) > remaining:
+            for c in candidates(t, state):
+                to = allowed[c]
+                if automaton.min_remaining(to) > remaining:
                     continue  # cannot finish in the steps left
-                p = sub[t, col_of[c]]
                 # a repeated character needs a blank between its two copies
-                prev = beam.p_blank if prefix and prefix[-1] == c else beam.total
-                _add(nxt, prefix + c, state, 0.0, prev * p)
+                p = (p_blank if prefix and prefix[-1] == c else total) * row[col_of[c]]
+                longer = prefix + c
+                b = nxt.get(longer)
+                if b is None:
+                    nxt[longer] = [to, 0.0, p]
+                else:
+                    b[2] += p
 
         # prune per prefix length, keep probabilities in range
-        by_len: dict[int, list[tuple[str, _Beam]]] = {}
-        for prefix, beam in nxt.items():
-            by_len.setdefault(len(prefix), []).append((prefix, beam))
+        by_len: dict[int, list[tuple[float, str, list[Any]]]] = {}
+        for prefix, b in nxt.items():
+            by_len.setdefault(len(prefix), []).append((b[1] + b[2], prefix, b))
         beams = {}
+        top = 0.0
         for group in by_len.values():
-            beams.update(
-                heapq.nlargest(beam_width, group, key=lambda kv: kv[1].total)
-                if len(group) > beam_width
-                else group
+            kept = (
+                heapq.nlargest(beam_width, group, key=_first) if len(group) > beam_width else group
             )
-        top = max(b.total for b in beams.values())
+            for total, prefix, b in kept:
+                beams[prefix] = b
+                top = max(top, total)
         if top <= 0.0:
             return []
         for b in beams.values():
-            b.p_blank /= top
-            b.p_char /= top
+            b[1] /= top
+            b[2] /= top
         log_scale += math.log(top)
 
     done = [
-        Hypothesis(p, math.log(b.total) + log_scale)
+        Hypothesis(p, math.log(b[1] + b[2]) + log_scale)
         for p, b in beams.items()
-        if automaton.is_final(b.state) and b.total > 0.0
+        if automaton.is_final(b[0]) and b[1] + b[2] > 0.0
     ]
     done.sort(key=lambda h: h.log_prob, reverse=True)
     return done
