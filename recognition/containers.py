@@ -38,6 +38,7 @@ from typing import Literal
 import numpy as np
 
 from recognition import iso6346
+from recognition.edits import edit_distance
 from recognition.engine import Image, OcrEngine
 
 __all__ = [
@@ -993,10 +994,8 @@ class FusedContainer:
 
 
 def _distance(a: str, b: str) -> int:
-    """Characters that differ between two numbers' first ten characters."""
-    return sum(x != y for x, y in zip(a[:10], b[:10], strict=False)) + abs(
-        len(a[:10]) - len(b[:10])
-    )
+    """Edits between two numbers' first ten characters (see ``edit_distance``)."""
+    return edit_distance(a[:10], b[:10])
 
 
 def fuse_containers(
@@ -1009,11 +1008,14 @@ def fuse_containers(
 
     A number verified in two or more readings is taken as a container of its own, even
     when it differs little from another (a shipper's boxes often have consecutive
-    serials). Any other reading within two characters of such a number (first ten
-    characters) is taken as a misreading of it, and counts for or against it; readings
-    near no such number are grouped among themselves the same way.
+    serials). Any other reading within two edits of such a number (first ten characters;
+    a character read wrong, dropped or added, so a window slipped by one place too) is
+    taken as a misreading of it, and counts for or against it; readings near no such
+    number are grouped among themselves the same way.
 
-    Confidence grows with agreeing views and shrinks with verified rivals. A container
+    Confidence grows with agreeing views and shrinks with verified rivals and with views
+    that read the number otherwise, unless their own check digit disproves what they read
+    (a misreading is no evidence for another number). A container
     ``needs_review`` (hold the truck for a human) when no view verified its check digit,
     or its confidence is below ``min_confidence``; beyond ``max_containers`` confident
     containers the weakest are marked too (a truck carries at most two boxes). Confident
@@ -1074,7 +1076,14 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
         rival = ranked[1][1] if len(ranked) > 1 else 0.0
         alternatives = tuple(n for n, _ in ranked[1:])
         backing = [r for r in group if r.number[:10] == number[:10]]
-        against = [r for r in group if r.number[:10] != number[:10]]
+        # a reading its own check digit disproves is a misreading (of this number, most
+        # likely): no evidence for another one
+        against = [
+            r
+            for r in group
+            if r.number[:10] != number[:10]
+            and not (len(r.number) == 11 and not iso6346.is_valid(r.number))
+        ]
         # independent agreeing views make a number likelier; verified rivals make it doubtful
         conf = 1.0
         for r in backing:

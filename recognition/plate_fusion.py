@@ -24,6 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Literal, Protocol, TypeVar
 
+from recognition.edits import edit_distance
 from recognition.plate_grammar import TEMPLATES
 
 __all__ = ["Evidence", "FusedPlate", "Vote", "fuse_plates", "vote"]
@@ -144,16 +145,6 @@ class FusedPlate(Generic[R]):
     best: R | None  # the surest reading of this text: its crop is the evidence
 
 
-def _distance(a: str, b: str) -> int:
-    """Edit distance: a character read wrong, dropped or added counts one."""
-    row = list(range(len(b) + 1))
-    for i, ca in enumerate(a, 1):
-        prev, row[0] = row[0], i
-        for j, cb in enumerate(b, 1):
-            prev, row[j] = row[j], min(row[j] + 1, row[j - 1] + 1, prev + (ca != cb))
-    return row[-1]
-
-
 def _clarity(reading: Reading) -> float:
     """How clearly a reading reads as a plate: the mean weight it gives its characters."""
     tops = [max(w for _, w in options) for options in reading.chars if options]
@@ -190,7 +181,7 @@ def fuse_plates(
     groups: list[list[R]] = []
     for r in sorted(readings, key=lambda r: -r.confidence):
         for g in groups:
-            if _distance(g[0].text, r.text) <= 2:
+            if edit_distance(g[0].text, r.text) <= 2:
                 g.append(r)
                 break
         else:

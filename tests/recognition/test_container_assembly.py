@@ -275,3 +275,41 @@ def test_two_boxes_with_consecutive_numbers_stay_two() -> None:
     fused = fuse_containers([reading(a), reading(a), reading(b), reading(b, confidence=0.9)])
     assert sorted(f.number for f in fused) == [a, b]
     assert not any(f.needs_review for f in fused)
+
+
+def test_a_reading_with_its_window_slipped_is_no_box_of_its_own() -> None:
+    # one view lost the first letter and read a stray J after the category: SNUJ874259
+    # is position by position almost nothing like CSNU8742599, but it is the same paint
+    a, other = "CSNU8742599", "CMAU8886760"
+    assert iso6346.is_valid(a)
+    assert iso6346.is_valid(other)
+    views = [
+        reading(a),
+        reading(a, confidence=0.9),
+        reading("SNUJ874259", verified=False, confidence=0.6),
+        reading(other),
+        reading(other, confidence=0.9),
+    ]
+    fused = fuse_containers(views)
+    assert sorted(f.number for f in fused) == [other, a]
+    assert not any(f.needs_review for f in fused)
+    assert next(f for f in fused if f.number == a).views == 2
+
+
+def test_a_view_its_own_check_digit_disproves_does_not_cast_doubt() -> None:
+    # the gap in a stencilled U read as J in one view: CMAJ3098873 fails its check digit,
+    # so it is a misreading, not another container; one clear verified view suffices
+    a = "CMAU3098873"
+    assert iso6346.is_valid(a)
+    assert not iso6346.is_valid("CMAJ3098873")
+    fused = fuse_containers([reading(a, confidence=0.99), reading("CMAJ3098873", verified=False)])
+    assert [f.number for f in fused] == [a]
+    assert fused[0].confidence >= 0.85
+
+
+def test_a_view_without_its_check_digit_still_casts_doubt() -> None:
+    # CMAU309888 has no check digit: it may be another box's number, so it counts against
+    fused = fuse_containers(
+        [reading("CMAU3098873", confidence=0.99), reading("CMAU309888", verified=False)]
+    )
+    assert fused[0].confidence < 0.8
