@@ -29,6 +29,7 @@ run them in an executor.
 from __future__ import annotations
 
 import re
+import string
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -88,6 +89,10 @@ MAX_CORRECTIONS = 2
 # a serial number, perhaps with the end of its owner code and a stray character after it
 _SERIALISH = re.compile(r"[A-Z]{0,4}[0-9]{6,7}[^A-Z0-9]?")
 _OWNERISH = re.compile(r"[A-Z]{3}[UJZ]")
+# A letter between an owner code and its serial that no digit looks like: a stray, not
+# a misread digit (those are corrected by the check digit instead)
+_NO_DIGIT_LIKE = "".join(sorted(set(string.ascii_uppercase) - set(_DIGITS_FOR_LETTER)))
+_INNER_STRAY = re.compile(rf"(?<=[A-Z]{{3}}[UJZ])([{_NO_DIGIT_LIKE}])(?=[0-9])")
 _SIZE_TYPE = re.compile(r"[1-9LMNP][0-9CDEFLMNP][A-Z][0-9]")
 _NOISE = set(" .,:;-_·'\"`/\\|()[]{}<>")
 
@@ -319,9 +324,12 @@ def _union(boxes: Iterable[Box]) -> Box:
 
 def _variants(text: str, first: bool, last: bool) -> set[str]:
     """A piece's text with one stray character dropped where it meets the next piece
-    (a hinge read as ``L`` after ``MSKU``, say). The first piece's start and the last
+    (a hinge read as ``L`` after ``MSKU``, say), or where its owner code meets its serial
+    (the gap in a stencilled ``U`` read as ``UJ``). The first piece's start and the last
     piece's end are free anyway: a code may start or end anywhere inside them."""
     out = {text}
+    for m in _INNER_STRAY.finditer(text):
+        out.add(text[: m.start(1)] + text[m.end(1) :])
     if not last and len(text) > 1:
         out.add(text[:-1])
     if not first and len(text) > 1:
@@ -343,17 +351,23 @@ def _chains(pieces: Sequence[Piece], max_chars: int = 16) -> Iterator[tuple[Piec
         if chars >= 11:
             return
         for b, kind in links[id(chain[-1])]:
-            if b in chain or chars + len(b.text) > max_chars:
+            if b in chain or chars + _least_chars(b) > max_chars:
                 continue
             if kind == "wrap" and ("wrap" in kinds or chars > 5):
                 continue
             if (kind == "column") != ("column" in kinds) and kinds:
                 continue
-            yield from walk((*chain, b), chars + len(b.text), kinds | {kind})
+            yield from walk((*chain, b), chars + _least_chars(b), kinds | {kind})
 
     for p in pieces:
         if p.text and not _is_size_type_piece(p):
-            yield from walk((p,), len(p.text), frozenset())
+            yield from walk((p,), _least_chars(p), frozenset())
+
+
+def _least_chars(p: Piece) -> int:
+    """The characters a piece gives a number at least, a stray inside it dropped: a piece
+    that holds a whole number and a stray may still need its boxed check digit."""
+    return len(p.text) - len(_INNER_STRAY.findall(p.text))
 
 
 def _fragment(p: Piece) -> bool:

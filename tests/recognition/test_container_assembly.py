@@ -159,6 +159,25 @@ def test_a_stray_character_where_two_pieces_meet_is_dropped() -> None:
     assert verified_numbers(pieces) == ["MSKU3605161"]
 
 
+def test_a_stray_letter_between_owner_code_and_serial_in_one_piece_is_dropped() -> None:
+    # the gap in a stencilled U read as UJ; the boxed check digit read apart
+    pieces = [
+        Piece("CSNUJ874259", 0.9, (879, 506, 1305, 595)),
+        Piece("9", 0.95, (1328, 530, 1383, 587)),
+    ]
+    assert verified_numbers(pieces) == ["CSNU8742599"]
+    assert verified_numbers([Piece("CSNUJ8742599", 0.9, (879, 506, 1383, 595))]) == ["CSNU8742599"]
+
+
+def test_a_letter_a_digit_looks_like_is_corrected_not_dropped() -> None:
+    # A in the serial's first place is a misread 4, whose number fails its check digit;
+    # dropping the A instead would verify another number
+    assert not iso6346.is_valid("TEMU4123456")
+    assert iso6346.is_valid("TEMU1234565")
+    pieces = [Piece("TEMUA1234565", 0.9, (100, 100, 700, 200))]
+    assert verified_numbers(pieces) == []
+
+
 def test_pieces_far_apart_are_not_chained() -> None:
     pieces = [
         Piece("BEAU", 1.0, (100, 500, 250, 580)),
