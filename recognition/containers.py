@@ -90,8 +90,9 @@ MAX_CORRECTIONS = 2
 _SERIALISH = re.compile(r"[A-Z]{0,4}[0-9]{6,7}[^A-Z0-9]?")
 _OWNERISH = re.compile(r"[A-Z]{3}[UJZ]")
 # A letter between an owner code and its serial that no digit looks like: a stray, not
-# a misread digit (those are corrected by the check digit instead)
-_NO_DIGIT_LIKE = "".join(sorted(set(string.ascii_uppercase) - set(_DIGITS_FOR_LETTER)))
+# a misread digit (those are corrected by the check digit instead). C is left out too: a
+# stencilled 0 is read as C often enough, and dropping it would shift the serial
+_NO_DIGIT_LIKE = "".join(sorted(set(string.ascii_uppercase) - set(_DIGITS_FOR_LETTER) - {"C"}))
 _INNER_STRAY = re.compile(rf"(?<=[A-Z]{{3}}[UJZ])([{_NO_DIGIT_LIKE}])(?=[0-9])")
 _SIZE_TYPE = re.compile(r"[1-9LMNP][0-9CDEFLMNP][A-Z][0-9]")
 _NOISE = set(" .,:;-_·'\"`/\\|()[]{}<>")

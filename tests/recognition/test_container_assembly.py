@@ -176,6 +176,8 @@ def test_a_letter_a_digit_looks_like_is_corrected_not_dropped() -> None:
     assert iso6346.is_valid("TEMU1234565")
     pieces = [Piece("TEMUA1234565", 0.9, (100, 100, 700, 200))]
     assert verified_numbers(pieces) == []
+    # nor is a C, which a stencilled 0 is often read as
+    assert verified_numbers([Piece("TEMUC1234565", 0.9, (100, 100, 700, 200))]) == []
 
 
 def test_pieces_far_apart_are_not_chained() -> None:
