@@ -477,8 +477,12 @@ class CentralLink:
         try:
             if kind == "pass":
                 return self._check_site_pass(payload)
-            # signature, site and body (the size was checked on arrival)
-            parsed = parse_body(open_central(payload, self.keys, site=self.site))
+            # signature, site and body, under the lane's own size limit
+            parsed = parse_body(
+                open_central(
+                    payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
+                )
+            )
             if not isinstance(parsed, _ALLOWED[kind]):
                 raise Refused(Refusal.WRONG_TOPIC, f"a {parsed.type} on the {kind} topic")
             if isinstance(parsed, Snapshot) and parsed.lane != self.lane_id:
@@ -561,7 +565,9 @@ class CentralLink:
         """Check a command from central (no ledger needed): it and its signed body, or why
         it is refused."""
         try:
-            body = open_central(payload, self.keys, site=self.site)  # size checked on arrival
+            body = open_central(
+                payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
+            )
             command = parse_body(body)
             if not isinstance(command, Command):
                 raise Refused(Refusal.WRONG_TOPIC, f"a {command.type} on the command topic")

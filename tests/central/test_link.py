@@ -15,7 +15,8 @@ from typing import Any
 
 import pytest
 
-from gatewayd.envelope import Refusal, seal_central
+from gatewayd.envelope import Refusal, Refused, seal_central
+from gatewayd.link import CentralLink
 from gatewayd.reasons import Code, Outcome
 from sim.central_server import SimCentralServer
 from sim.lane_worker import headless_config
@@ -339,3 +340,15 @@ async def test_subscriptions_are_renewed_when_the_broker_forgot_them(tmp_path: P
             await eventually(lambda: "沪R00001" in lane.core.policy.watch_plates, 5)
     finally:
         broker.kill()
+
+
+def test_a_lane_allowed_larger_messages_accepts_a_delta_over_one_mebibyte(tmp_path: Path) -> None:
+    # the lane's own max_message_bytes governs, not the envelope's 1 MiB default
+    mqtt = mqtt_settings(1883, max_message_bytes=4 * 2**20)
+    link = CentralLink(headless_config(tmp_path / "l.db", SIGNER.public_key, mqtt))
+    head = {"schema": 1, "type": "delta", "site": SITE, "issued_at": 0.0, "seq": 2}
+    ops = [{"op": "pass.confirm", "pass_id": f"{i:05d}" + "x" * 95} for i in range(9_000)]
+    payload = seal_central({**head, "ops": ops}, SIGNER.key)
+    assert 2**20 < len(payload) < 4 * 2**20
+    checked = link._check("ledger", payload)
+    assert not isinstance(checked, Refused), checked
