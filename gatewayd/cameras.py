@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from drivers.camera import Camera, CameraSettings, Frame
-from drivers.qr import decode_frame
+from drivers.qr import decode_frame_async
 from drivers.supervisor import Health
 from gatewayd.events import (
     ContainerSeen,
@@ -371,7 +371,7 @@ class QrCameraSource(_CameraSource):
         seen: set[str] = set()
         while True:
             for frame in await self._frames():
-                scans = await asyncio.to_thread(decode_frame, frame.image)
+                scans = await decode_frame_async(frame.image)
                 for scan in scans:
                     if scan.payload not in seen and self._emit is not None:
                         seen.add(scan.payload)
