@@ -697,12 +697,11 @@ class CentralLink:
         asked_at = -math.inf
         progress_at, seen = time.monotonic(), -1
         while True:
-            if self.replica is None or not self.replica.gap:
-                await self._gap.wait()  # whatever opens a gap sets it
-            else:
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(0.2, s.resync_grace_s)):
-                        await self._gap.wait()
+            # without a gap, sleep until whatever opens one sets it; with one, look again soon
+            gap = self.replica is not None and self.replica.gap
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(0.2, s.resync_grace_s) if gap else None):
+                    await self._gap.wait()
             self._gap.clear()
             replica = self.replica
             now = time.monotonic()
