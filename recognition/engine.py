@@ -197,7 +197,7 @@ class OcrEngine:
 
         self.warm_up()
         det = self._ocr.text_det
-        resized = DetPreProcess(max_side, "max", list(det.mean), list(det.std)).resize(image)
+        resized = DetPreProcess(max_side, "max").resize(image)
         if resized is None:
             return []
         batch = cv2.dnn.blobFromImageWithParams(resized, self._det_blob)
