@@ -17,6 +17,7 @@ import heapq
 import math
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -138,10 +139,6 @@ def fold(probs: Probs, groups: Sequence[NDArray[np.intp]]) -> NDArray[np.float64
     )
 
 
-def _first(item: tuple[float, str, list[Any]]) -> float:
-    return item[0]
-
-
 def prefix_beam_search(
     probs: Probs,
     chars: Sequence[str],
@@ -243,7 +240,9 @@ def prefix_beam_search(
         top = 0.0
         for group in by_len.values():
             kept = (
-                heapq.nlargest(beam_width, group, key=_first) if len(group) > beam_width else group
+                heapq.nlargest(beam_width, group, key=itemgetter(0))
+                if len(group) > beam_width
+                else group
             )
             for total, prefix, b in kept:
                 beams[prefix] = b
