@@ -344,6 +344,7 @@ def _chains(pieces: Sequence[Piece], max_chars: int = 16) -> Iterator[tuple[Piec
     links: dict[int, list[tuple[Piece, Link]]] = {}
     for a in pieces:
         links[id(a)] = [(b, k) for b in pieces if (k := _follows(a, b)) is not None]
+    least = {id(p): _least_chars(p) for p in pieces}
 
     def walk(
         chain: tuple[Piece, ...], chars: int, kinds: frozenset[Link]
@@ -352,17 +353,17 @@ def _chains(pieces: Sequence[Piece], max_chars: int = 16) -> Iterator[tuple[Piec
         if chars >= 11:
             return
         for b, kind in links[id(chain[-1])]:
-            if b in chain or chars + _least_chars(b) > max_chars:
+            if b in chain or chars + least[id(b)] > max_chars:
                 continue
             if kind == "wrap" and ("wrap" in kinds or chars > 5):
                 continue
             if (kind == "column") != ("column" in kinds) and kinds:
                 continue
-            yield from walk((*chain, b), chars + _least_chars(b), kinds | {kind})
+            yield from walk((*chain, b), chars + least[id(b)], kinds | {kind})
 
     for p in pieces:
         if p.text and not _is_size_type_piece(p):
-            yield from walk((p,), _least_chars(p), frozenset())
+            yield from walk((p,), least[id(p)], frozenset())
 
 
 def _least_chars(p: Piece) -> int:
