@@ -64,7 +64,16 @@ async def test_with_the_broker_down_all_run_the_lane_decides_and_delivers_when_i
 
 def test_gatewayd_sim_with_a_broker_reports_what_central_received(broker: Broker) -> None:
     result = gatewayd(
-        "sim", "--vehicles", "20", "--seed", "4", "--fast", "--json", "--broker", broker.address
+        "sim",
+        "--vehicles",
+        "20",
+        "--seed",
+        "4",
+        "--fast",
+        "--json",
+        "--broker",
+        broker.address,
+        timeout=300,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
@@ -75,6 +84,6 @@ def test_gatewayd_sim_with_a_broker_reports_what_central_received(broker: Broker
 
 
 def test_gatewayd_sim_refuses_a_broker_address_that_is_not_host_and_port() -> None:
-    result = gatewayd("sim", "--vehicles", "1", "--fast", "--broker", "localhost")
+    result = gatewayd("sim", "--vehicles", "1", "--fast", "--broker", "localhost", timeout=300)
     assert result.returncode == 2
     assert "HOST:PORT" in result.stderr
