@@ -195,7 +195,7 @@ async def soak(
                         break
                 await asyncio.sleep(0.1)
         finally:
-            worker.stop()
+            await asyncio.to_thread(worker.stop)  # waits for the process: off the loop
             central_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await central_task
