@@ -20,8 +20,6 @@ from drivers.qr import ScannerLineDecoder, decode_frame
 from drivers.release_note import ReleaseNote, encode
 from sim.qr_render import render_phone_qr
 
-DATA = SHARED_DATA
-
 
 def _best_of(runs: int, fn: object) -> float:
     assert callable(fn)
@@ -34,7 +32,7 @@ def _best_of(runs: int, fn: object) -> float:
 
 
 def bench_gps() -> None:
-    with (DATA / "nmea" / "telit-he910.log").open("rb") as f:
+    with (SHARED_DATA / "nmea" / "telit-he910.log").open("rb") as f:
         data = strip_comments(f)
     sentences = data.count(b"$")
     seconds = _best_of(5, lambda: GpsDecoder().replay(data))
@@ -55,7 +53,7 @@ def bench_scanner() -> None:
 
 
 def bench_camera() -> None:
-    photos = sorted((DATA / "qr").glob("*.png"))
+    photos = sorted((SHARED_DATA / "qr").glob("*.png"))
     frames = [cv2.imread(str(p), cv2.IMREAD_COLOR) for p in photos]
     times = [_best_of(3, lambda f=f: decode_frame(f)) * 1000 for f in frames]
     print(

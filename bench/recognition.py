@@ -29,8 +29,6 @@ from recognition.plates import PlateReader
 from sim.render import ContainerMarking, render_container_view, render_plate_scene
 from sim.scenario import OWNERS
 
-DATA = SHARED_DATA
-
 
 def _median(xs: list[float]) -> float:
     return round(statistics.median(xs), 1) if xs else float("nan")
@@ -101,7 +99,7 @@ def synthetic(engine: OcrEngine, count: int, seed: int) -> dict[str, Any]:
 def main() -> None:
     """Run everything and print the table."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=DATA)
+    parser.add_argument("--data", type=Path, default=SHARED_DATA)
     parser.add_argument("--threads", type=int, default=1, help="ONNX Runtime threads per call")
     parser.add_argument("--synthetic", type=int, default=24, help="renders of each kind")
     parser.add_argument("--seed", type=int, default=7)

@@ -32,8 +32,6 @@ from recognition.containers import (
 )
 from recognition.engine import OcrEngine
 
-DEFAULT_DATA = SHARED_DATA
-
 # Vectors a source calls invalid for a reason that is not ISO 6346's (see the vectors'
 # README): meMuszr/iso6346 rejects mixed case only with its case_sensitive option on.
 SOURCE_QUIRKS = {"NyKu3086856": "invalid at its source only under a case-sensitive option"}
@@ -199,7 +197,7 @@ def check_vectors(data: Path, bench: ContainerBench) -> None:
 
 
 def run(
-    data: Path = DEFAULT_DATA,
+    data: Path = SHARED_DATA,
     engine: OcrEngine | None = None,
     *,
     repeat: int = 1,
@@ -251,7 +249,7 @@ def _fmt(r: ContainerReading) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    ap.add_argument("--data", type=Path, default=SHARED_DATA)
     ap.add_argument("--repeat", type=int, default=1, help="reads per photo; fastest is kept")
     ap.add_argument("--threads", type=int, default=None, help="inference threads (default: all)")
     ap.add_argument("--verbose", action="store_true", help="print every reading")
