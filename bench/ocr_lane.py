@@ -18,26 +18,27 @@ import json
 from typing import Any
 
 from gatewayd.reasons import Outcome
-from sim.run import simulate
+from sim.run import Report, simulate
 from sim.scenario import generate
-from sim.world import VehicleResult
 
 
-def tally(results: list[VehicleResult]) -> dict[str, Any]:
-    """What one run's results amount to."""
+def tally(report: Report) -> dict[str, Any]:
+    """What one run amounts to: the simulator's own summary, and what OCR doubt cost."""
+    results = report.results
+    summary = report.summary()
     should_release = [r for r in results if r.vehicle.expect is Outcome.RELEASE]
     held = [r for r in should_release if r.outcome is not Outcome.RELEASE]
     reasons = collections.Counter(code for r in held for code in set(r.codes))
     return {
-        "vehicles": len(results),
+        "vehicles": summary["vehicles"],
         "should_release": len(should_release),
-        "released": sum(r.outcome is Outcome.RELEASE for r in results),
+        "released": summary["release"],
         "releases_held": len(held),
         "wrong_releases": sum(
             r.outcome is Outcome.RELEASE and r.vehicle.expect is not Outcome.RELEASE
             for r in results
         ),
-        "wrong": sum(r.wrong for r in results),
+        "wrong": summary["wrong"],
         "held_for": dict(reasons.most_common()),
     }
 
@@ -54,7 +55,7 @@ def main() -> None:
         report = asyncio.run(
             simulate(generate(args.vehicles, seed), seed=seed, fast=True, ocr=True)
         )
-        runs[seed] = t = tally(report.results)
+        runs[seed] = t = tally(report)
         print(
             f"seed {seed}: {t['released']} released of {t['vehicles']}; "
             f"{t['releases_held']} of {t['should_release']} releases held; "
