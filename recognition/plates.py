@@ -103,6 +103,9 @@ class PlateDecode:
     # per position: (character, weight) the reading vouches for, best first; weights sum to
     # at most 1 (posterior among the grammatical readings times the model's support)
     chars: tuple[tuple[tuple[str, float], ...], ...]
+    # each character's first and last time step in the output it was decoded from, when
+    # known (``decode_plate``): the province re-read needs them
+    spans: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
 
 class _Alphabet:
@@ -169,6 +172,7 @@ def decode_plate(
         confidence=min(confidence),
         char_confidence=tuple(confidence),
         chars=tuple(chars),
+        spans=tuple(spans),
     )
 
 
@@ -250,8 +254,6 @@ def province_prefix_end(
     decode: PlateDecode,
     probs: NDArray[np.float32],
     alphabet: Sequence[str],
-    *,
-    spans: Sequence[tuple[int, int]] | None = None,
 ) -> float | None:
     """Where a view holding only the province character and the issuing letter ends, in
     time steps of ``probs`` (step ``t`` covers [t, t + 1)), or None when the reading is too
@@ -259,12 +261,10 @@ def province_prefix_end(
 
     The letter's place comes from the alignment of the decoded text; the pitch from its
     serial characters, which GA 36 sets at the same pitch as province and letter.
-    ``spans`` is the decoded text's alignment in ``probs`` (``_aligned``), when known.
     """
     if len(decode.text) < 5:
         return None
-    if spans is None:
-        spans = _aligned(probs, _tables(alphabet), decode.text)
+    spans = decode.spans or _aligned(probs, _tables(alphabet), decode.text)
     centres = [(a + b) / 2 + 0.5 for a, b in spans]
     pitch = float(np.median(np.diff(centres[2:])))
     if pitch <= 0:
@@ -289,8 +289,6 @@ def reread_province(
     probs: NDArray[np.float32],
     prefix: NDArray[np.float32],
     alphabet: Sequence[str],
-    *,
-    spans: Sequence[tuple[int, int]] | None = None,
 ) -> PlateDecode:
     """The reading with its province character decided by two views of it together.
 
@@ -302,12 +300,10 @@ def reread_province(
     confidence is that share times how clearly the two views saw the glyph against any
     other they know (the support of ``decode_plate``), so a glyph that neither view makes
     out stays in doubt. Provinces are treated alike: none is preferred to another. The
-    short view must hold province and letter (the letter aligns in it). ``spans`` is
-    ``decode.text``'s alignment in ``probs`` (``_aligned``), when known.
+    short view must hold province and letter (the letter aligns in it).
     """
     tables = _tables(alphabet)
-    if spans is None:
-        spans = _aligned(probs, tables, decode.text)
+    spans = decode.spans or _aligned(probs, tables, decode.text)
     letter = max(1, spans[1][0])
     before = slice(0, letter)
     share = (
@@ -440,9 +436,8 @@ class PlateReader:
         the issuing letter (one recogniser batch for all of them)."""
         out = list(decodes)
         alphabet = self._alphabet()
-        tables = _tables(alphabet)
         height = int(self.engine.recognizer.rec_image_shape[1])
-        todo: list[tuple[int, Image, list[tuple[int, int]]]] = []
+        todo: list[tuple[int, Image]] = []
         for i, (view, p, d) in enumerate(zip(views, probs, decodes, strict=True)):
             # only where the province is what keeps the reading in doubt: the rest is clear
             if (
@@ -451,8 +446,7 @@ class PlateReader:
                 or min(d.char_confidence[1:]) < _PROVINCE_REREAD_BELOW
             ):
                 continue
-            spans = _aligned(p, tables, d.text)
-            end = province_prefix_end(d, p, alphabet, spans=spans)
+            end = province_prefix_end(d, p, alphabet)
             if end is None:
                 continue
             # step t covers input pixels [t, t + 1) * step; the view was resized to the
@@ -461,13 +455,13 @@ class PlateReader:
             resized = min(p.shape[0] * self._step_px, math.ceil(height * w / h))
             x = round(end * self._step_px * w / resized) if resized > 0 else 0
             if h // 2 <= x < w:
-                todo.append((i, np.ascontiguousarray(view[:, :x]), spans))
+                todo.append((i, np.ascontiguousarray(view[:, :x])))
         if todo:
-            again = self._run([v for _, v, _ in todo], MIN_REC_RATIO)
-            for (i, _, spans), q in zip(todo, again, strict=True):
+            again = self._run([v for _, v in todo], MIN_REC_RATIO)
+            for (i, _), q in zip(todo, again, strict=True):
                 d = out[i]
                 if d is not None:
-                    out[i] = reread_province(d, probs[i], q, alphabet, spans=spans)
+                    out[i] = reread_province(d, probs[i], q, alphabet)
         return out
 
     def read_crop(self, crop: Image, *, box: Quad | None = None) -> PlateReading | None:
