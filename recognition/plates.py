@@ -634,13 +634,14 @@ class PlateReader:
                 break
         if not picked:
             return []
+        framed = [_expand(q, *m) for q, m in picked]
         views: list[list[Image]] = []
-        for q, m in picked:
-            view = _warp(image, _expand(q, *m))
+        for f in framed:
+            view = _warp(image, f)
             views.append([unslant(view, slant(view))])
         return [
-            (_expand(quad, *margins), r)
-            for (quad, margins), r in zip(picked, self._read_many(views), strict=True)
+            (f, r)
+            for f, r in zip(framed, self._read_many(views), strict=True)
             if r is not None and _plate_like(r, self.min_plate_score)
         ]
 
