@@ -13,9 +13,10 @@ frame is read in three steps:
 2. *Assemble*: pieces that sit where the next part of a number would (right of it on the
    same line, below it on the next line, below it in a column) are chained, and each chain
    is parsed against the ISO 6346 layout. A character of the wrong kind for its position
-   is replaced by its usual look-alike (O/0, I/1, B/8, S/5, Z/2, G/6, ...); where several
-   replacements are possible the check digit decides, and only if exactly one of them is
-   valid. A number whose check digit was not read is never verified.
+   is replaced by its one usual look-alike (O/0, I/1, B/8, S/5, Z/2, G/6, A/4), so the
+   check digit tests one reading, never several in turn until one fits; of the readings
+   different pieces give, the verified ones come first. A number whose check digit was
+   not read is never verified.
 3. *Look closer* where a number is incomplete: the boxed check digit (after the serial,
    or inside a column that read it as an unknown glyph) and any other unreadable
    character are read again from their own cell, with and without the box strokes; a
@@ -61,9 +62,13 @@ Box = tuple[int, int, int, int]  # x0, y0, x1, y1 in frame pixels
 Orientation = Literal["horizontal", "vertical"]
 
 # Look-alikes a recogniser confuses between letters and digits. A character of the wrong
-# kind for its position is replaced by one of these; nothing else is ever changed.
-_LETTERS_FOR_DIGIT = {
-    "0": "OQD",
+# kind for its position is replaced by its one look-alike; nothing else is ever changed.
+# One each, so that a corrected reading is no likelier to pass its check digit by chance
+# than one read as it stands: offering O, Q and D for a 0 made three readings of each 0,
+# and a misread number with "00" in its owner code (OOLU) found exactly one of its nine
+# readings valid about a third of the time.
+_LETTER_FOR_DIGIT = {
+    "0": "O",
     "1": "I",
     "2": "Z",
     "4": "A",
@@ -71,7 +76,7 @@ _LETTERS_FOR_DIGIT = {
     "6": "G",
     "8": "B",
 }
-_DIGITS_FOR_LETTER = {
+_DIGIT_FOR_LETTER = {
     "O": "0",
     "Q": "0",
     "D": "0",
@@ -92,7 +97,7 @@ _OWNERISH = re.compile(r"[A-Z]{3}[UJZ]")
 # A letter between an owner code and its serial that no digit looks like: a stray, not
 # a misread digit (those are corrected by the check digit instead). C is left out too: a
 # stencilled 0 is read as C often enough, and dropping it would shift the serial
-_NO_DIGIT_LIKE = "".join(sorted(set(string.ascii_uppercase) - set(_DIGITS_FOR_LETTER) - {"C"}))
+_NO_DIGIT_LIKE = "".join(sorted(set(string.ascii_uppercase) - set(_DIGIT_FOR_LETTER) - {"C"}))
 _INNER_STRAY = re.compile(rf"(?<=[A-Z]{{3}}[UJZ])([{_NO_DIGIT_LIKE}])(?=[0-9])")
 _SIZE_TYPE = re.compile(r"[1-9LMNP][0-9CDEFLMNP][A-Z][0-9]")
 _NOISE = set(" .,:;-_·'\"`/\\|()[]{}<>")
@@ -126,22 +131,21 @@ class ParsedCode:
     number: str  # 11 characters, or 10 when no check digit was read
     verified: bool  # the check digit was read and agrees
     corrections: int  # characters replaced by a look-alike
-    ambiguous: bool  # several replacements satisfied the check digit: none is chosen
 
 
-def _options(ch: str, kind: str) -> str:
-    """The characters ``ch`` may stand for at a position of this kind ('' if none)."""
+def _as_kind(ch: str, kind: str) -> str:
+    """The character ``ch`` stands for at a position of this kind ('' if none)."""
     if kind == "L":
         if "A" <= ch <= "Z":
             return ch
-        return _LETTERS_FOR_DIGIT.get(ch, "")
+        return _LETTER_FOR_DIGIT.get(ch, "")
     if kind == "C":
         # never corrected: a digit here is far likelier a window slipped by one place
         # than a Z (chassis) or J misread, and U is all but universal
         return ch if ch in iso6346.CATEGORIES else ""
     if "0" <= ch <= "9":
         return ch
-    return _DIGITS_FOR_LETTER.get(ch, "")
+    return _DIGIT_FOR_LETTER.get(ch, "")
 
 
 _LAYOUT = "LLLC" + "D" * 7
@@ -150,15 +154,15 @@ _LAYOUT = "LLLC" + "D" * 7
 def parse_code(text: str, fixed: frozenset[int] = frozenset()) -> ParsedCode | None:
     """Parse exactly 10 or 11 normalised characters as a container number.
 
-    Characters of the wrong kind for their position are replaced by their look-alikes;
-    with 11 characters the check digit must agree, and if several replacements agree
-    the reading stays unverified rather than picking one. Characters at the positions in
-    ``fixed`` must already be of the right kind.
+    A character of the wrong kind for its position is replaced by its look-alike (0 by
+    O in the owner code, O by 0 in the serial, ...), at most ``MAX_CORRECTIONS`` of them;
+    with 11 characters the number is verified when its check digit agrees. Characters
+    at the positions in ``fixed`` must already be of the right kind.
 
     >>> parse_code('X1NU1577214')
-    ParsedCode(number='XINU1577214', verified=True, corrections=1, ambiguous=False)
+    ParsedCode(number='XINU1577214', verified=True, corrections=1)
     >>> parse_code('BEAU265693')
-    ParsedCode(number='BEAU265693', verified=False, corrections=0, ambiguous=False)
+    ParsedCode(number='BEAU265693', verified=False, corrections=0)
     >>> parse_code('MSKU3866037').verified
     False
     >>> parse_code('MAXGROSS30') is None
@@ -166,25 +170,19 @@ def parse_code(text: str, fixed: frozenset[int] = frozenset()) -> ParsedCode | N
     """
     if len(text) not in (10, 11):
         return None
-    choices = []
+    chars = []
     corrections = 0
     for i, (ch, kind) in enumerate(zip(text, _LAYOUT, strict=False)):
-        opts = _options(ch, kind)
-        if not opts or (opts != ch and i in fixed):
+        got = _as_kind(ch, kind)
+        if not got or (got != ch and i in fixed):
             return None
-        if opts != ch:
-            corrections += 1
-        choices.append(opts)
+        corrections += got != ch
+        chars.append(got)
     if corrections > MAX_CORRECTIONS:
         return None
-    first = "".join(c[0] for c in choices)
-    if len(text) == 10:
-        return ParsedCode(first, verified=False, corrections=corrections, ambiguous=False)
-    valid = {"".join(p) for p in product(*choices)}
-    valid = {n for n in valid if iso6346.is_valid(n)}
-    if len(valid) == 1:
-        return ParsedCode(valid.pop(), verified=True, corrections=corrections, ambiguous=False)
-    return ParsedCode(first, verified=False, corrections=corrections, ambiguous=len(valid) > 1)
+    number = "".join(chars)
+    verified = len(number) == 11 and iso6346.is_valid(number)
+    return ParsedCode(number, verified=verified, corrections=corrections)
 
 
 def parse_size_type(text: str) -> str | None:
@@ -199,7 +197,7 @@ def parse_size_type(text: str) -> str | None:
         return None
     # G read as 6 is the one confusion seen in this place; a third digit is no size type
     fixed = text[:2] + ("G" if text[2] == "6" else text[2]) + text[3]
-    fixed = fixed[:3] + _DIGITS_FOR_LETTER.get(fixed[3], fixed[3])
+    fixed = fixed[:3] + _DIGIT_FOR_LETTER.get(fixed[3], fixed[3])
     return fixed if _SIZE_TYPE.fullmatch(fixed) else None
 
 

@@ -60,22 +60,33 @@ def test_three_wrong_kinds_are_guesswork_not_a_correction() -> None:
     assert parse_code("MSKU3B6GO36") is None
 
 
-def test_the_check_digit_chooses_among_look_alikes_when_exactly_one_is_valid() -> None:
-    # '0' in the owner code may be O, Q or D: only QOLU1922710 has check digit 0
-    assert [iso6346.is_valid(o + "OLU1922710") for o in "OQD"] == [False, True, False]
+def test_a_zero_in_the_owner_code_stands_for_o_alone() -> None:
+    # QOLU1922710 is valid, OOLU1922710 is not: a 0 is not tried as Q or D until one fits
+    assert iso6346.is_valid("QOLU1922710")
     code = parse_code("0OLU1922710")
     assert code is not None
-    assert (code.number, code.verified, code.ambiguous) == ("QOLU1922710", True, False)
-
-
-def test_two_valid_look_alikes_leave_the_number_unverified() -> None:
-    # OOLU1000070 and DOLU1000070 both have check digit 0 (remainder 10 for one of them)
-    assert iso6346.is_valid("OOLU1000070")
-    assert iso6346.is_valid("DOLU1000070")
-    code = parse_code("0OLU1000070")
+    assert (code.number, code.verified) == ("OOLU1922710", False)
+    code = parse_code("00LU1000070")
     assert code is not None
-    assert not code.verified
-    assert code.ambiguous
+    assert (code.number, code.verified, code.corrections) == ("OOLU1000070", True, 2)
+
+
+def test_a_corrected_misreading_is_no_likelier_to_verify_than_any_other() -> None:
+    # OOLU numbers read with 00 for OO and one serial digit wrong: the corrections must not
+    # give the check digit several tries. With O, Q and D all tried for each 0, 68 % of
+    # these came out verified, as other numbers; what is left is the check digit's own
+    # collision (a remainder of 10 is written 0), about 1.5 %.
+    cases = verified = 0
+    for serial in range(0, 1_000_000, 997):
+        number = "OOLU" + f"{serial:06d}"
+        number += iso6346.calc_check_digit(number)
+        for at in range(4, 10):
+            wrong = number[:at] + str((int(number[at]) + 3) % 10) + number[at + 1 :]
+            code = parse_code("00" + wrong[2:])
+            assert code is not None
+            cases += 1
+            verified += code.verified
+    assert verified <= cases * 0.02
 
 
 def test_a_wrong_check_digit_is_not_corrected() -> None:
