@@ -58,7 +58,6 @@ __all__ = [
     "PlateKind",
     "Template",
     "compact",
-    "expected_colours",
     "format_plate",
     "is_valid",
     "plate_kind",
@@ -144,16 +143,6 @@ TEMPLATES: tuple[Template, ...] = (
     _t(PlateKind.MACAU, "粤", "Z", *[ALNUM] * 4, "澳"),
 )
 
-_COLOURS: dict[PlateKind, tuple[str, ...]] = {
-    PlateKind.ORDINARY: ("blue", "yellow"),
-    PlateKind.NEW_ENERGY_SMALL: ("green",),
-    PlateKind.NEW_ENERGY_LARGE: ("yellow-green",),
-    PlateKind.TRAILER: ("yellow",),
-    PlateKind.COACH: ("yellow",),
-    PlateKind.HONG_KONG: ("black",),
-    PlateKind.MACAU: ("black",),
-}
-
 
 def compact(number: str) -> str:
     """Normalise a plate as read or typed: NFKC, upper case, no spaces, dots or dashes.
@@ -221,15 +210,6 @@ def plate_kind(number: str) -> PlateKind:
     """The layout of a valid plate number; raises ``PlateError`` for an invalid one."""
     text = validate(number)
     return next(t.kind for t in TEMPLATES if t.matches(text))
-
-
-def expected_colours(kind: PlateKind) -> tuple[str, ...]:
-    """Plate background colours GA 36 gives this layout ("blue", "yellow", ...).
-
-    >>> expected_colours(PlateKind.NEW_ENERGY_SMALL)
-    ('green',)
-    """
-    return _COLOURS[kind]
 
 
 def format_plate(number: str) -> str:

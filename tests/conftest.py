@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.commands import ROOT
+
 SHARED_DATA = ROOT.parent / "shared" / "data"
 
 

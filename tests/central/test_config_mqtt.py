@@ -11,8 +11,9 @@ from gatewayd.config import parse_config
 from gatewayd.link import CentralLink
 from gatewayd.runner import build_link
 from gatewayd.tomlfile import FileError
+from tests.commands import ROOT
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "lane.example.toml"
+EXAMPLE = ROOT / "config" / "lane.example.toml"
 
 
 def config_with(section: str) -> str:

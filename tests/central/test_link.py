@@ -35,8 +35,7 @@ from tests.central.helpers import (
     seeded_ledger,
     serving,
 )
-
-ROOT = Path(__file__).resolve().parents[2]
+from tests.commands import ROOT
 
 
 async def test_passes_reach_central_in_order_once_and_are_marked_delivered(

@@ -27,9 +27,10 @@ from drivers.eseal import (
     seal_key,
     set_state_payload,
 )
+from tests.commands import ROOT
 from tests.drivers.serial_helpers import bitwise_crc16, feed_all
 
-DOC = Path(__file__).resolve().parents[2] / "docs" / "protocols" / "eseal.md"
+DOC = ROOT / "docs" / "protocols" / "eseal.md"
 KEY = bytes(range(16))
 CHALLENGE = bytes([1, 2, 3, 4, 5, 6, 7, 8])
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 from gatewayd.ledger import BookLineIn, Ledger, NoteIn
+from tests.commands import ROOT
 
-ROOT = Path(__file__).resolve().parents[2]
 KILLS = 50
 INITIAL = {("BK1", 1): 5_000.0, ("BK1", 2): 800.0, ("BK2", 1): 3_000.0}
 
