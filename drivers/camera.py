@@ -545,16 +545,9 @@ class Camera:
 
     def _set(self, state: State, detail: str) -> None:
         with self._lock:
-            h = self._health
-            if state == h.state:
-                h.detail = detail
+            if not self._health.change(state, detail, now=self._clock()):
                 return
-            h.state, h.detail, h.since = state, detail, self._clock()
-            snapshot = replace(h)
-        if state == "up":
-            log.info("camera %s up: %s", self.name, detail)
-        else:
-            log.warning("camera %s down: %s", self.name, detail)
+            snapshot = replace(self._health)
         if self._on_state is not None:
             try:
                 self._on_state(snapshot)

@@ -97,12 +97,14 @@ class Health:
     reconnects: int = 0
     last_reading_at: float | None = None
 
-    def change(self, state: State, detail: str) -> bool:
-        """Move to ``state``; logs a transition once and says whether there was one."""
+    def change(self, state: State, detail: str, now: float | None = None) -> bool:
+        """Move to ``state`` (at ``now`` on the owner's clock, else monotonic time); logs a
+        transition once and says whether there was one."""
         if state == self.state:
             self.detail = detail
             return False
-        self.state, self.detail, self.since = state, detail, time.monotonic()
+        self.state, self.detail = state, detail
+        self.since = time.monotonic() if now is None else now
         if state == "up":
             log.info("%s up%s", self.name, f": {detail}" if detail else "")
         else:
