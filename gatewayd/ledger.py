@@ -160,6 +160,21 @@ BEGIN
 {_RELEASE_DRAWS}END;
 """
 SYNC_SEQ = "sync.applied_seq"
+# the columns of each row of Ledger.documents()["notes"], in order
+NOTE_COLUMNS = (
+    "note_id",
+    "plate",
+    "containers",
+    "seals",
+    "gross_kg",
+    "tolerance_kg",
+    "direction",
+    "valid_from",
+    "valid_until",
+    "lines",
+    "trip_id",
+    "status",
+)
 
 
 @dataclass(frozen=True)
@@ -730,8 +745,7 @@ class Ledger:
     def documents(self) -> dict[str, Any]:
         """Central's documents as this ledger holds them, in a canonical order (for checks)."""
         notes = self.conn.execute(
-            "SELECT note_id, plate, containers, seals, gross_kg, tolerance_kg, direction, "
-            "valid_from, valid_until, lines, trip_id, status FROM notes ORDER BY note_id"
+            f"SELECT {', '.join(NOTE_COLUMNS)} FROM notes ORDER BY note_id"
         ).fetchall()
         return {
             "applied_seq": self.applied_seq(),

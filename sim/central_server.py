@@ -26,27 +26,12 @@ from drivers.supervisor import Backoff, raise_if_stopping
 from gatewayd.central_config import MqttSection
 from gatewayd.config import LaneConfig
 from gatewayd.envelope import SCHEMA, seal_central
-from gatewayd.ledger import Ledger
+from gatewayd.ledger import NOTE_COLUMNS, Ledger
 from gatewayd.link import Inbox, InboxOverflow, mqtt_client, mqtt_connected
 from gatewayd.sync import NoteBody
 from sim.central import SimCentral
 
 log = logging.getLogger(__name__)
-# the columns of Ledger.documents()["notes"], in order
-_NOTE_COLUMNS = (
-    "note_id",
-    "plate",
-    "containers",
-    "seals",
-    "gross_kg",
-    "tolerance_kg",
-    "direction",
-    "valid_from",
-    "valid_until",
-    "lines",
-    "trip_id",
-    "status",
-)
 _PAHO = logging.getLogger("sim.central.paho")
 _PAHO.setLevel(logging.CRITICAL)
 
@@ -156,7 +141,7 @@ class SimCentralServer:
             docs = ledger.documents()
             ops: list[dict[str, Any]] = []
             for row in docs["notes"]:
-                note = dict(zip(_NOTE_COLUMNS, row, strict=True))
+                note = dict(zip(NOTE_COLUMNS, row, strict=True))
                 for key in ("containers", "seals", "lines"):  # stored as JSON text
                     note[key] = json.loads(note[key])
                 ops.append(
