@@ -13,10 +13,10 @@ frame is read in three steps:
 2. *Assemble*: pieces that sit where the next part of a number would (right of it on the
    same line, below it on the next line, below it in a column) are chained, and each chain
    is parsed against the ISO 6346 layout. A character of the wrong kind for its position
-   is replaced by its one usual look-alike (O/0, I/1, B/8, S/5, Z/2, G/6, A/4), so the
-   check digit tests one reading, never several in turn until one fits; of the readings
-   different pieces give, the verified ones come first. A number whose check digit was
-   not read is never verified.
+   is replaced by its one usual look-alike (O/0, I/1, B/8, S/5, Z/2, G/6, A/4; in the
+   serial also C, D or Q for 0 and L for 1), so the check digit tests one reading, never
+   several in turn until one fits; of the readings different pieces give, the verified
+   ones come first. A number whose check digit was not read is never verified.
 3. *Look closer* where a number is incomplete: the boxed check digit (after the serial,
    or inside a column that read it as an unknown glyph) and any other unreadable
    character are read again from their own cell, with and without the box strokes; a
@@ -80,6 +80,7 @@ _DIGIT_FOR_LETTER = {
     "O": "0",
     "Q": "0",
     "D": "0",
+    "C": "0",  # a stencilled 0, its ring broken by the stencil's bridges
     "I": "1",
     "L": "1",
     "Z": "2",
@@ -95,9 +96,9 @@ MAX_CORRECTIONS = 2
 _SERIALISH = re.compile(r"[A-Z]{0,4}[0-9]{6,7}[^A-Z0-9]?")
 _OWNERISH = re.compile(r"[A-Z]{3}[UJZ]")
 # A letter between an owner code and its serial that no digit looks like: a stray, not
-# a misread digit (those are corrected by the check digit instead). C is left out too: a
-# stencilled 0 is read as C often enough, and dropping it would shift the serial
-_NO_DIGIT_LIKE = "".join(sorted(set(string.ascii_uppercase) - set(_DIGIT_FOR_LETTER) - {"C"}))
+# a misread digit (those are corrected by the check digit instead, and dropping one would
+# shift the serial)
+_NO_DIGIT_LIKE = "".join(sorted(set(string.ascii_uppercase) - set(_DIGIT_FOR_LETTER)))
 _INNER_STRAY = re.compile(rf"(?<=[A-Z]{{3}}[UJZ])([{_NO_DIGIT_LIKE}])(?=[0-9])")
 _SIZE_TYPE = re.compile(r"[1-9LMNP][0-9CDEFLMNP][A-Z][0-9]")
 _NOISE = set(" .,:;-_·'\"`/\\|()[]{}<>")

@@ -56,6 +56,13 @@ def test_a_letter_in_the_serial_is_read_as_its_look_alike_digit() -> None:
     assert (code.number, code.verified, code.corrections) == ("MSKU3866036", True, 2)
 
 
+def test_a_stencilled_zero_read_as_c_is_a_zero() -> None:
+    # the bridges of a stencil break the ring of a 0; boxed, it reads as C
+    code = parse_code("TGHU974814C")
+    assert code is not None
+    assert (code.number, code.verified, code.corrections) == ("TGHU9748140", True, 1)
+
+
 def test_three_wrong_kinds_are_guesswork_not_a_correction() -> None:
     assert parse_code("MSKU3B6GO36") is None
 
