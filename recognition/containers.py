@@ -1030,7 +1030,8 @@ def fuse_containers(
 
     Confidence grows with agreeing views and shrinks with verified rivals and with views
     that read the number otherwise, unless their own check digit disproves what they read
-    (a misreading is no evidence for another number). A container
+    (a misreading is no evidence for another number) or they read its serial and only its
+    owner code otherwise. A container
     ``needs_review`` (hold the truck for a human) when no view verified its check digit,
     or its confidence is below ``min_confidence``; beyond ``max_containers`` confident
     containers the weakest are marked too (a truck carries at most two boxes). Confident
@@ -1091,12 +1092,16 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
         rival = ranked[1][1] if len(ranked) > 1 else 0.0
         alternatives = tuple(n for n, _ in ranked[1:])
         backing = [r for r in group if r.number[:10] == number[:10]]
-        # a reading its own check digit disproves is a misreading (of this number, most
-        # likely): no evidence for another one
+        # A reading its own check digit disproves is a misreading (of this number, most
+        # likely): no evidence for another one. Nor is one of this serial under other
+        # owner letters (OCLU for OOLU): one owner's boxes often have consecutive
+        # serials, but two boxes on one truck with one serial under owner codes a letter
+        # apart would be a freak; it is this box, its owner code misread.
         against = [
             r
             for r in group
             if r.number[:10] != number[:10]
+            and r.number[4:10] != number[4:10]
             and not (len(r.number) == 11 and not iso6346.is_valid(r.number))
         ]
         # independent agreeing views make a number likelier; verified rivals make it doubtful

@@ -352,3 +352,12 @@ def test_a_view_without_its_check_digit_still_casts_doubt() -> None:
         [reading("CMAU3098873", confidence=0.99), reading("CMAU309888", verified=False)]
     )
     assert fused[0].confidence < 0.8
+
+
+def test_a_view_that_misread_only_the_owner_code_casts_no_doubt() -> None:
+    # O read as C: OCLU680990 (no check digit) has this box's serial, so it is this box
+    fused = fuse_containers(
+        [reading("OOLU6809900", confidence=0.99), reading("OCLU680990", verified=False)]
+    )
+    assert [f.number for f in fused] == ["OOLU6809900"]
+    assert fused[0].confidence >= 0.85
