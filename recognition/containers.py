@@ -1034,8 +1034,10 @@ def fuse_containers(
     owner code otherwise. A container
     ``needs_review`` (hold the truck for a human) when no view verified its check digit,
     or its confidence is below ``min_confidence``; beyond ``max_containers`` confident
-    containers the weakest are marked too (a truck carries at most two boxes). Confident
-    containers come first.
+    containers the weakest are marked too (a truck carries at most two boxes). When
+    ``max_containers`` containers are each verified in two views and confident, numbers no
+    view verified are left out: they can only be misreadings. Confident containers come
+    first.
     """
     rs = [r for r in readings if len(r.number) >= 10]
     count: dict[str, int] = {}
@@ -1060,6 +1062,12 @@ def fuse_containers(
         else:
             groups.append([r])
     fused = [_fuse_group(g, min_confidence) for g in groups if g]
+    # Once as many boxes as a truck carries are each verified in two views and confident,
+    # a number that no view verified is a misreading of one of them: no box is left for
+    # it to be.
+    sure = [f for f in fused if not f.needs_review and count.get(f.number, 0) >= 2]
+    if len(sure) >= max_containers:
+        fused = [f for f in fused if f.verified]
     fused.sort(key=lambda f: (not f.needs_review, f.confidence, f.views), reverse=True)
     return [
         _with_review(f, "more numbers than a truck carries boxes")

@@ -361,3 +361,17 @@ def test_a_view_that_misread_only_the_owner_code_casts_no_doubt() -> None:
     )
     assert [f.number for f in fused] == ["OOLU6809900"]
     assert fused[0].confidence >= 0.85
+
+
+def test_an_unverified_third_number_beside_two_sure_boxes_is_a_misreading() -> None:
+    # a truck carries two boxes at most: BMQU2189911, three characters off BMOU3188911 and
+    # disproved by its own check digit, can be no third one
+    a, b = "CMAU2777993", "BMOU3188911"
+    views = [reading(a), reading(b), reading(a), reading(b)]
+    third = reading("BMQU2189911", verified=False, confidence=0.45)
+    fused = fuse_containers([*views, third])
+    assert sorted(f.number for f in fused) == [b, a]
+    assert not any(f.needs_review for f in fused)
+    # with one box seen only once, the same reading may be the other box: it is held
+    fused = fuse_containers([*views[:3], third])
+    assert any(f.number == third.number and f.needs_review for f in fused)
