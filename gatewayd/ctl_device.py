@@ -200,7 +200,8 @@ camera_app = typer.Typer(no_args_is_help=True, help="Cameras: aim and check a vi
 
 @camera_app.command("snapshot")
 def camera_snapshot(
-    view: Annotated[str, typer.Argument(help="Camera name, as in [[cameras]].")],
+    # escaped: the help is rich markup, where [cameras] would be taken for a style tag
+    view: Annotated[str, typer.Argument(help=r"Camera name, as in \[\[cameras]] of the config.")],
     config: ConfigOption = DEFAULT_CONFIG,
     out: Annotated[Path | None, typer.Option(help="Where to save the JPEG.")] = None,
     ocr: Annotated[bool, typer.Option(help="Also show what the lane reads in it.")] = False,

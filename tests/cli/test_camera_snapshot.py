@@ -7,7 +7,7 @@ from pathlib import Path
 
 from sim.camera_server import MjpegServer
 from sim.render import render_plate_scene
-from tests.commands import GATEWAYCTL, ROOT, run_async
+from tests.commands import GATEWAYCTL, ROOT, run, run_async
 
 
 async def test_snapshot_saves_the_frame_and_shows_the_plate_read(tmp_path: Path) -> None:
@@ -50,3 +50,10 @@ async def test_unknown_view_is_refused_naming_the_configured_ones(tmp_path: Path
     )
     assert code == 1
     assert "no camera named 'rear'" in stderr
+
+
+def test_help_names_the_config_section_of_the_cameras() -> None:
+    # the help is rich markup: an unescaped [cameras] vanished as a style tag
+    result = run(GATEWAYCTL, "camera", "snapshot", "--help", timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "[[cameras]]" in result.stdout
