@@ -1100,17 +1100,15 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
         rival = ranked[1][1] if len(ranked) > 1 else 0.0
         alternatives = tuple(n for n, _ in ranked[1:])
         backing = [r for r in group if r.number[:10] == number[:10]]
-        # A reading its own check digit disproves is a misreading (of this number, most
-        # likely): no evidence for another one. Nor is one of this serial under other
-        # owner letters (OCLU for OOLU): one owner's boxes often have consecutive
-        # serials, but two boxes on one truck with one serial under owner codes a letter
-        # apart would be a freak; it is this box, its owner code misread.
+        # Views of another serial count against it: one owner's boxes often have
+        # consecutive serials. Not one of this serial under other owner letters (OCLU for
+        # OOLU): two boxes on one truck with one serial under owner codes a letter apart
+        # would be a freak; it is this box, its owner code misread. Nor one whose own check
+        # digit was read and disproves it: a misreading is no evidence for another number.
         against = [
             r
             for r in group
-            if r.number[:10] != number[:10]
-            and r.number[4:10] != number[4:10]
-            and not (len(r.number) == 11 and not iso6346.is_valid(r.number))
+            if r.number[4:10] != number[4:10] and (r.verified or len(r.number) < 11)
         ]
         # independent agreeing views make a number likelier; verified rivals make it doubtful
         conf = 1.0
