@@ -472,17 +472,19 @@ class CentralLink:
         for order in orders:
             await self._command(client, lane, order)
 
+    def _open(self, payload: bytes) -> dict[str, Any]:
+        """A message from central checked (size under the lane's own limit, signature,
+        site) and opened; raises ``Refused``."""
+        return open_central(
+            payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
+        )
+
     def _check(self, kind: str, payload: bytes) -> Checked:
         """Check one message from the broker (no ledger needed): its model, or why not."""
         try:
             if kind == "pass":
                 return self._check_site_pass(payload)
-            # signature, site and body, under the lane's own size limit
-            parsed = parse_body(
-                open_central(
-                    payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
-                )
-            )
+            parsed = parse_body(self._open(payload))
             if not isinstance(parsed, _ALLOWED[kind]):
                 raise Refused(Refusal.WRONG_TOPIC, f"a {parsed.type} on the {kind} topic")
             if isinstance(parsed, Snapshot) and parsed.lane != self.lane_id:
@@ -565,9 +567,7 @@ class CentralLink:
         """Check a command from central (no ledger needed): it and its signed body, or why
         it is refused."""
         try:
-            body = open_central(
-                payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
-            )
+            body = self._open(payload)
             command = parse_body(body)
             if not isinstance(command, Command):
                 raise Refused(Refusal.WRONG_TOPIC, f"a {command.type} on the command topic")
