@@ -39,10 +39,10 @@ class DeviceKind(StrEnum):
     qr = "qr"
 
 
-def _config_device(config: Path, key: str, wanted: type, cfg: LaneConfig | None = None) -> Any:
-    """The device configured under ``devices.<key>`` (from ``cfg`` if already loaded), or
-    exit 1 when it is not of the kind wanted."""
-    device = getattr((cfg or load_config_or_exit(config)).devices, key)
+def _config_device(cfg: LaneConfig, config: Path, key: str, wanted: type) -> Any:
+    """The device ``cfg`` (loaded from ``config``) has under ``devices.<key>``, or exit 1
+    when it is not of the kind wanted."""
+    device = getattr(cfg.devices, key)
     if not isinstance(device, wanted):
         kind = getattr(device, "kind", "none")
         typer.echo(f"{config}: devices.{key} is of kind {kind!r}: no device to talk to", err=True)
@@ -105,10 +105,12 @@ def read(
     def raw_chunk(data: bytes) -> None:
         typer.echo(json.dumps({"type": "raw", "hex": data.hex()}))
 
+    cfg = load_config_or_exit(config)
+
     if kind is DeviceKind.weighbridge:
         from gatewayd.config import WeighbridgeDevice
 
-        wb = Weighbridge(_config_device(config, "weight", WeighbridgeDevice))
+        wb = Weighbridge(_config_device(cfg, config, "weight", WeighbridgeDevice))
         # without --raw: settled weights and status changes, not every frame
         coro = _stream(
             wb.open_device,
@@ -119,13 +121,13 @@ def read(
     elif kind is DeviceKind.eseal:
         from gatewayd.config import EsealDevice
 
-        reader = EsealReader(_config_device(config, "seal", EsealDevice))
+        reader = EsealReader(_config_device(cfg, config, "seal", EsealDevice))
         coro = _stream(reader.open_device, raw=raw, keep=lambda r: True, limit=count)
     elif kind is DeviceKind.gps:
         from drivers.gps import open_gps
         from gatewayd.config import GpsDevice
 
-        gps = _config_device(config, "gps", GpsDevice)
+        gps = _config_device(cfg, config, "gps", GpsDevice)
         coro = _stream(
             lambda: open_gps(gps, on_raw=raw_chunk if raw else None),
             raw=raw,
@@ -137,8 +139,7 @@ def read(
         from drivers.release_note import public_keys
         from gatewayd.config import QrScannerDevice
 
-        cfg = load_config_or_exit(config)
-        scanner = _config_device(config, "qr", QrScannerDevice, cfg)
+        scanner = _config_device(cfg, config, "qr", QrScannerDevice)
         keys = public_keys(cfg.central.public_keys)
 
         async def scans() -> None:
@@ -162,7 +163,7 @@ def _seal_command(config: Path, seal_id: str, action: str) -> None:
     from drivers.eseal import EsealError, EsealReader
     from gatewayd.config import EsealDevice
 
-    settings = _config_device(config, "seal", EsealDevice)
+    settings = _config_device(load_config_or_exit(config), config, "seal", EsealDevice)
 
     async def act() -> None:
         reader = EsealReader(settings)
