@@ -545,9 +545,11 @@ class Camera:
 
     def _set(self, state: State, detail: str) -> None:
         with self._lock:
-            if not self._health.change(state, detail, now=self._clock()):
+            if not self._health.change(state, detail, now=self._clock(), announce=False):
                 return
             snapshot = replace(self._health)
+        # logged outside the lock: a slow log handler must not hold up the lane's frame reads
+        snapshot.announce()
         if self._on_state is not None:
             try:
                 self._on_state(snapshot)

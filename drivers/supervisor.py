@@ -97,19 +97,27 @@ class Health:
     reconnects: int = 0
     last_reading_at: float | None = None
 
-    def change(self, state: State, detail: str, now: float | None = None) -> bool:
-        """Move to ``state`` (at ``now`` on the owner's clock, else monotonic time); logs a
-        transition once and says whether there was one."""
+    def change(
+        self, state: State, detail: str, now: float | None = None, *, announce: bool = True
+    ) -> bool:
+        """Move to ``state`` (at ``now`` on the owner's clock, else monotonic time) and say
+        whether that was a transition; a transition is logged once, unless ``announce`` is
+        false (an owner holding a lock logs it with ``announce()`` after letting go)."""
         if state == self.state:
             self.detail = detail
             return False
         self.state, self.detail = state, detail
         self.since = time.monotonic() if now is None else now
-        if state == "up":
-            log.info("%s up%s", self.name, f": {detail}" if detail else "")
-        else:
-            log.warning("%s down: %s", self.name, detail)
+        if announce:
+            self.announce()
         return True
+
+    def announce(self) -> None:
+        """Log the current state as a transition."""
+        if self.state == "up":
+            log.info("%s up%s", self.name, f": {self.detail}" if self.detail else "")
+        else:
+            log.warning("%s down: %s", self.name, self.detail)
 
     def as_dict(self) -> dict[str, object]:
         """A JSON-ready snapshot."""
