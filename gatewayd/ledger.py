@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import sqlite_utils
 
-from gatewayd.commands import AuditOverride, PassRecord
+from gatewayd.commands import AuditOverride, PassRecord, WriteOffLine
 from gatewayd.documents import NoteDocs, NoteLine, NoteStatus, Trip
 from gatewayd.normalize import container as norm_container
 from gatewayd.normalize import plate as norm_plate
@@ -380,8 +380,11 @@ class Ledger:
     def audit_override(self, cmd: AuditOverride) -> tuple[Outcome, tuple[Reason, ...]]:
         """Apply an officer override: audit row, pass (re)written, write-off when it releases.
 
-        The officer's release stands even if the write-off cannot be made (the note was used
-        or its balance is short): the shortfall is kept in the reasons for central to see.
+        The officer's release stands even if the write-off cannot be made whole: the note is
+        marked used and its trip closed all the same (the truck is through), the lines its
+        balances cover are drawn, and what could not be drawn (the note used or revoked, a line
+        short) is kept in the reasons for central to see. The pass records, and its message
+        carries, only the lines actually drawn.
         """
         record = cmd.record
         with self._transaction():
@@ -396,11 +399,7 @@ class Ledger:
                 "INSERT OR IGNORE INTO overrides VALUES (?, ?, ?, ?, ?, ?)",
                 (cmd.override_id, cmd.pass_id, cmd.action, cmd.officer, cmd.reason, time.time()),
             )
-            reasons = record.reasons
-            if cmd.action == "release":
-                failed = self._write_off(record)
-                reasons = tuple(sorted(set(reasons) | set(failed)))
-            final = _with_outcome(record, record.outcome, reasons)
+            final = self._override_write_off(record) if cmd.action == "release" else record
             if self._existing_pass(cmd.pass_id) is None:
                 self._insert_pass(final)
                 self._enqueue("pass", final.pass_id, final.as_dict())
@@ -420,47 +419,84 @@ class Ledger:
                 self._enqueue("override", cmd.override_id, payload)
             return final.outcome, final.reasons
 
+    def _override_write_off(self, record: PassRecord) -> PassRecord:
+        """An officer's release: use the note, close its trip, draw each line its balance
+        covers. The record returned holds only the lines drawn (pending_draws, central and the
+        neighbours take it as the truth) and the trip only if this pass closed it."""
+        if record.note_id is None:
+            return replace(record, write_off=(), trip_id=None)
+        refused = self._use_note(record)
+        if refused is not None:  # used or revoked before: nothing of it is this pass's to draw
+            return replace(
+                record,
+                reasons=tuple(sorted({*record.reasons, refused})),
+                write_off=(),
+                trip_id=None,
+            )
+        drawn, short = self._draw(record.write_off)
+        trip_id = self._close_trip(record)
+        reasons = tuple(sorted({*record.reasons, *short}))
+        return replace(record, reasons=reasons, write_off=drawn, trip_id=trip_id)
+
     def _write_off(self, record: PassRecord) -> list[Reason]:
         """Use the note and draw its lines; on any failure undo all of it and say why."""
         if record.note_id is None:
             return []
         self.conn.execute("SAVEPOINT write_off")
-        failed = self._try_write_off(record, record.note_id)
+        failed: list[Reason] = []
+        refused = self._use_note(record)
+        if refused is not None:
+            failed.append(refused)
+        else:
+            failed += self._draw(record.write_off)[1]
+            self._close_trip(record)
         if failed:
             self.conn.execute("ROLLBACK TO write_off")
         self.conn.execute("RELEASE write_off")
         return failed
 
-    def _try_write_off(self, record: PassRecord, note_id: str) -> list[Reason]:
+    def _use_note(self, record: PassRecord) -> Reason | None:
+        """Mark the record's note used by it; the reason when the note is not active."""
+        note_id = record.note_id
         cur = self.conn.execute(
             "UPDATE notes SET status = 'used', used_by = ?, updated_at = ? "
             "WHERE note_id = ? AND status = 'active'",
             (record.pass_id, time.time(), note_id),
         )
-        if cur.rowcount != 1:
-            row = self.conn.execute(
-                "SELECT status FROM notes WHERE note_id = ?", (note_id,)
-            ).fetchone()
-            if row is None:
-                return [Reason(Code.NOTE_UNKNOWN, note_id)]
-            code = Code.NOTE_REVOKED if row[0] == "revoked" else Code.NOTE_USED
-            return [Reason(code, note_id)]
-        failed = []
-        for line in record.write_off:
+        if cur.rowcount == 1:
+            return None
+        row = self.conn.execute("SELECT status FROM notes WHERE note_id = ?", (note_id,)).fetchone()
+        if row is None:
+            return Reason(Code.NOTE_UNKNOWN, str(note_id))
+        code = Code.NOTE_REVOKED if row[0] == "revoked" else Code.NOTE_USED
+        return Reason(code, str(note_id))
+
+    def _draw(self, lines: Iterable[WriteOffLine]) -> tuple[tuple[WriteOffLine, ...], list[Reason]]:
+        """Draw each line its balance covers (a guarded decrement: never below zero); returns
+        the lines drawn and a BALANCE_INSUFFICIENT reason for each line left undrawn."""
+        drawn: list[WriteOffLine] = []
+        short: list[Reason] = []
+        for line in lines:
             cur = self.conn.execute(
                 "UPDATE book_lines SET remaining = remaining - ? "
                 "WHERE book_id = ? AND line_no = ? AND remaining >= ?",
                 (line.quantity, line.book_id, line.line_no, line.quantity),
             )
-            if cur.rowcount != 1:
+            if cur.rowcount == 1:
+                drawn.append(line)
+            else:
                 detail = f"{line.book_id}/{line.line_no}: {line.quantity:g} not covered"
-                failed.append(Reason(Code.BALANCE_INSUFFICIENT, detail))
+                short.append(Reason(Code.BALANCE_INSUFFICIENT, detail))
+        return tuple(drawn), short
+
+    def _close_trip(self, record: PassRecord) -> str | None:
+        """Close the record's trip (if any) as ended by this pass; the trip id."""
         if record.trip_id is not None:
             self.conn.execute(
                 "UPDATE trips SET status = 'closed', closed_by = ? WHERE trip_id = ?",
                 (record.pass_id, record.trip_id),
             )
-        return failed
+        return record.trip_id
 
     def _existing_pass(self, pass_id: str) -> tuple[Outcome, tuple[Reason, ...]] | None:
         row = self.conn.execute(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -158,6 +159,44 @@ def test_override_release_is_audited_and_writes_off(ledger: Ledger) -> None:
     assert outbox_keys(ledger) == [("pass", "P1"), ("override", "OV1")]
     record = json.loads(ledger.conn.execute("SELECT record FROM passes").fetchone()[0])
     assert record["decision"] == "release"
+
+
+def test_override_release_of_a_short_note_uses_it_and_draws_only_what_is_covered(
+    ledger: Ledger,
+) -> None:
+    ledger.upsert_notes(
+        [
+            NoteIn(
+                "RN4", "沪A12345", 0, 2e9, lines=(("BK1", 1, 30.0), ("BK1", 2, 10.0)), trip_id="TR1"
+            )
+        ]
+    )
+    lines = (("BK1", 1, 30.0), ("BK1", 2, 10.0))  # line 2 holds only 5
+    outcome, reasons = ledger.commit_pass(release("P1", "RN4", lines, trip="TR1"))
+    assert outcome is Outcome.REJECT
+    officer = Reason(Code.OVERRIDE, "officer-7")
+    released = replace(release("P1", "RN4", lines, trip="TR1"), reasons=(*reasons, officer))
+    audit = AuditOverride("P1", "release", "officer-7", "short line waived", "OV1", released)
+    outcome, reasons = ledger.audit_override(audit)
+    assert outcome is Outcome.RELEASE
+    assert Reason(Code.BALANCE_INSUFFICIENT, "BK1/2: 10 not covered") in reasons
+    # the officer's release used the note and closed its trip: the next truck is refused
+    docs = ledger.load_note("RN4")
+    assert docs is not None
+    assert docs.status is NoteStatus.USED
+    assert docs.trip is not None
+    assert docs.trip.status == "closed"
+    again = ledger.commit_pass(release("P2", "RN4", lines))
+    assert again == (Outcome.REJECT, (Reason(Code.NOTE_USED, "RN4"),))
+    # only the covered line was drawn, and only it is pending, stored and sent
+    assert remaining(ledger) == {("BK1", 1): 70.0, ("BK1", 2): 5.0}
+    pending = ledger.conn.execute("SELECT * FROM pending_draws").fetchall()
+    assert pending == [("P1", "BK1", 1, 30.0)]
+    drawn = [{"book": "BK1", "line": 1, "quantity": 30.0}]
+    assert ledger.passes()[0]["write_off"] == drawn
+    payload = ledger.conn.execute("SELECT payload FROM outbox WHERE key = 'OV1'").fetchone()[0]
+    assert json.loads(payload)["write_off"] == drawn
+    assert json.loads(payload)["trip_id"] == "TR1"
 
 
 def test_central_resending_a_used_note_keeps_it_used(ledger: Ledger) -> None:
