@@ -30,14 +30,27 @@ class Readings:
     qr_payload: str | None = None
     note: ReleaseNote | None = None  # the QR, verified
     qr_error: str | None = None  # why the QR was refused, when it was
-    seal: SealRead | None = None
+    seals: dict[str, SealRead] = field(default_factory=dict)  # by seal id, first read first
     weight: WeightStable | None = None
     gps: GpsFix | None = None  # the latest valid fix
+
+    def add_seal(self, read: SealRead) -> None:
+        """Keep a seal's reading; a seal once seen other than sealed in this pass stays so
+        (a later clean read of it must not wash out a tamper)."""
+        seen = self.seals.get(read.seal_id)
+        if seen is None or seen.state == "sealed":
+            self.seals[read.seal_id] = read
+
+    def seals_unread(self, docs: NoteDocs | None) -> list[str]:
+        """The note's seals not read in this pass."""
+        return [s for s in docs.seals if s not in self.seals] if docs is not None else []
 
     def has(self, kind: ReadingKind) -> bool:
         """Whether a reading of this kind has arrived."""
         if kind == "qr":
             return self.qr_payload is not None
+        if kind == "seal":
+            return bool(self.seals)
         value: object = getattr(self, kind)
         return value is not None
 
@@ -129,14 +142,16 @@ def _comparison_reasons(policy: Policy, readings: Readings, docs: NoteDocs) -> l
         if seen != expected:
             detail = f"read {sorted(seen)}, note {sorted(expected)}"
             reasons.append(Reason(Code.CONTAINER_MISMATCH, detail))
-    if readings.seal is not None:
-        if readings.seal.state != "sealed":
-            reasons.append(
-                Reason(Code.SEAL_TAMPERED, f"{readings.seal.seal_id} {readings.seal.state}")
-            )
-        if docs.seals and readings.seal.seal_id not in docs.seals:
-            detail = f"read {readings.seal.seal_id}, note {','.join(docs.seals)}"
+    for seal in readings.seals.values():
+        if seal.state != "sealed":
+            reasons.append(Reason(Code.SEAL_TAMPERED, f"{seal.seal_id} {seal.state}"))
+        if docs.seals and seal.seal_id not in docs.seals:
+            detail = f"read {seal.seal_id}, note {','.join(docs.seals)}"
             reasons.append(Reason(Code.SEAL_MISMATCH, detail))
+    if "seal" in policy.required and readings.seals:
+        # every seal on the note must be read, not just one of them
+        for seal_id in readings.seals_unread(docs):
+            reasons.append(Reason(Code.SEAL_MISMATCH, f"note seal {seal_id} not read"))
     if readings.weight is not None and docs.gross_kg is not None:
         tolerance = docs.tolerance_kg if docs.tolerance_kg > 0 else policy.default_tolerance_kg
         delta = readings.weight.kg - docs.gross_kg

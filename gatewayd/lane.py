@@ -309,7 +309,7 @@ class LaneCore:
             case ContainersRead():
                 r.containers = event
             case SealRead():
-                r.seal = event
+                r.add_seal(event)
             case WeightStable():
                 r.weight = event
             case GpsFix():
@@ -359,6 +359,12 @@ class LaneCore:
             return False
         if tx.docs_pending is not None:
             return False
+        if "seal" in self.policy.required and "seal" not in faulted and r.seals_unread(tx.docs):
+            # a note's second seal may still be on its way, unless a seal read already holds
+            # the truck
+            assert tx.docs is not None
+            if all(x.state == "sealed" and x.seal_id in tx.docs.seals for x in r.seals.values()):
+                return False
         trip = tx.docs.trip if tx.docs else None
         return not (trip and trip.status == "open" and r.gps is None and "gps" not in faulted)
 
@@ -393,8 +399,8 @@ class LaneCore:
                 {"number": c.number, "verified": c.verified, "confidence": c.confidence}
                 for c in r.containers.containers
             ]
-        if r.seal:
-            readings["seal"] = {"id": r.seal.seal_id, "state": r.seal.state}
+        if r.seals:
+            readings["seals"] = [{"id": x.seal_id, "state": x.state} for x in r.seals.values()]
         if r.weight:
             readings["weight_kg"] = r.weight.kg
         if r.gps:
@@ -430,11 +436,11 @@ class LaneCore:
             self.release_for = tx.pass_id
             self.phase = Phase.RELEASED
             out: list[Command] = [*self._lift(now), Display("请通行 / Proceed")]
-            seal = tx.readings.seal
-            if seal is not None and self.settings.seal_action == "unlock":
-                out.append(UnlockSeal(seal.seal_id))
-            elif seal is not None and self.settings.seal_action == "arm":
-                out.append(ArmSeal(seal.seal_id))
+            for seal_id in tx.readings.seals:
+                if self.settings.seal_action == "unlock":
+                    out.append(UnlockSeal(seal_id))
+                elif self.settings.seal_action == "arm":
+                    out.append(ArmSeal(seal_id))
             return out
         out = []
         outcome = event.outcome

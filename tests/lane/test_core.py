@@ -31,6 +31,7 @@ from gatewayd.events import (
     PassCommitted,
     PlateRead,
     QrScanned,
+    SealRead,
     Tick,
     WatchlistChanged,
     WeightStable,
@@ -261,6 +262,45 @@ def test_watchlist_holds_by_plate_or_container() -> None:
         commit = decide(lane, readings(), loaded())
         assert commit.record.outcome is Outcome.HOLD
         assert codes(commit) == {Code.WATCHLIST}
+
+
+def test_a_box_with_two_seals_is_released_only_when_both_are_read_and_sealed() -> None:
+    two = loaded(docs(seals=("ES1", "ES2")))
+    others = [e for e in readings() if not isinstance(e, SealRead)]
+    # the second seal still on its way: no decision until it comes (or the deadline)
+    lane = core()
+    arrive(lane)
+    feed(lane, [*others, SealRead("ES1", "sealed")])
+    assert not any(isinstance(c, CommitPass) for c in lane.handle(two, NOW))
+    (commit,) = lane.handle(SealRead("ES2", "sealed"), NOW + 1)
+    assert isinstance(commit, CommitPass)
+    assert commit.record.outcome is Outcome.RELEASE
+    assert commit.record.readings["seals"] == [
+        {"id": "ES1", "state": "sealed"},
+        {"id": "ES2", "state": "sealed"},
+    ]
+    out = lane.handle(PassCommitted("P1", Outcome.RELEASE, ()), NOW + 1)
+    assert [c for c in out if isinstance(c, UnlockSeal)] == [UnlockSeal("ES1"), UnlockSeal("ES2")]
+
+    # one seal tampered, then the other read clean: the tamper stands
+    tampered = decide(
+        core(), [SealRead("ES1", "tampered"), SealRead("ES2", "sealed"), *others], two
+    )
+    assert tampered.record.outcome is Outcome.HOLD
+    assert codes(tampered) == {Code.SEAL_TAMPERED}
+    # a tampered seal read clean a moment later is still tampered
+    again = [SealRead("ES1", "tampered"), SealRead("ES1", "sealed"), SealRead("ES2", "sealed")]
+    assert codes(decide(core(), [*again, *others], two)) == {Code.SEAL_TAMPERED}
+
+    # only one of the two ever read: held at the deadline, naming the seal not read
+    lane = core()
+    arrive(lane)
+    feed(lane, [*others, SealRead("ES1", "sealed")])
+    lane.handle(two, NOW)
+    (commit,) = lane.handle(Tick(), NOW + 20)
+    assert isinstance(commit, CommitPass)
+    assert commit.record.outcome is Outcome.HOLD
+    assert commit.record.reasons == (Reason(Code.SEAL_MISMATCH, "note seal ES2 not read"),)
 
 
 # -- transit trips and the geofence ------------------------------------------------------------
