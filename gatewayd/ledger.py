@@ -142,6 +142,7 @@ CREATE TABLE IF NOT EXISTS site_passes (
     decision TEXT NOT NULL,
     seen_at REAL NOT NULL
 );
+CREATE INDEX IF NOT EXISTS site_passes_note ON site_passes (note_id);
 CREATE TABLE IF NOT EXISTS commands (
     command_id TEXT PRIMARY KEY,
     action TEXT NOT NULL,
@@ -251,7 +252,8 @@ class Ledger:
     # -- documents ---------------------------------------------------------------------------
 
     def upsert_notes(self, notes: Iterable[NoteIn], now: float | None = None) -> None:
-        """Insert or replace release notes (a used note keeps its used status)."""
+        """Insert or replace release notes. A used note keeps its used status, and a note sent
+        as active that a neighbour's release already named (site_passes) arrives used."""
         at = time.time() if now is None else now
         rows = [self._note_row(n, at) for n in notes]
         with self._transaction():
@@ -261,6 +263,16 @@ class Ledger:
                 ).fetchone()
                 if existing is not None and existing[0] == "used":
                     row["status"], row["used_by"] = "used", existing[1]
+                elif row["status"] == "active":
+                    # the neighbour's release may come before the note (a late delta, a
+                    # snapshot, reordering); central's own used or revoked stands as sent
+                    released = self.conn.execute(
+                        "SELECT pass_id FROM site_passes WHERE note_id = ? AND decision = ? "
+                        "ORDER BY seen_at, pass_id LIMIT 1",
+                        (row["note_id"], Outcome.RELEASE.value),
+                    ).fetchone()
+                    if released is not None:
+                        row["status"], row["used_by"] = "used", released[0]
                 self.db.table("notes").upsert(row, pk="note_id")
 
     def revoke_note(self, note_id: str) -> bool:
@@ -668,10 +680,12 @@ class Ledger:
     def apply_site_pass(self, key: str, record: dict[str, Any], now: float | None = None) -> str:
         """Take a neighbouring lane's pass (or override) into account, once per ``key``.
 
-        A release marks its note used here and draws its lines (as pending until central
-        confirms the pass), so the note is refused at this lane too. Returns ``"seen"`` (already
-        taken), ``"recorded"`` (nothing to write off), ``"used"`` (note marked used here) or
-        ``"double"`` (this lane had already released the same note: a double write-off).
+        A release marks its note used here (a note this lane does not hold yet is marked used
+        when it arrives: ``upsert_notes`` looks the release up) and draws its lines (as pending
+        until central confirms the pass), so the note is refused at this lane too. Returns
+        ``"seen"`` (already taken), ``"recorded"`` (nothing to write off), ``"used"`` (note
+        marked used here) or ``"double"`` (this lane had already released the same note: a
+        double write-off).
         """
         with self._transaction():  # in a batch, a failing pass undoes only itself
             return self._apply_site_pass(key, record, time.time() if now is None else now)

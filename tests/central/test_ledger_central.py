@@ -4,13 +4,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from gatewayd.commands import AuditOverride
 from gatewayd.ledger import Ledger
 from gatewayd.reasons import Code, Outcome, Reason
-from gatewayd.sync import install
+from gatewayd.sync import NoteBody, Replica, install, parse_body
 from sim.central_server import SimCentralServer
 from sim.lane_worker import site_documents
 from tests.central.helpers import SIGNER, SITE, release
@@ -82,6 +83,63 @@ def test_a_confirmed_pass_seen_late_from_a_neighbour_is_not_drawn_again(ledger: 
     assert ledger.apply_site_pass("pass:B-9", record) == "used"
     assert remaining(ledger, "BK06") == 100_000
     assert pending(ledger) == []
+
+
+def lane_lacking(tmp_path: Path, note_id: str) -> tuple[Ledger, dict[str, Any], int]:
+    """A lane ledger holding central's documents but one note; that note's op, and the seq."""
+    central = SimCentralServer(SIGNER, SITE, "127.0.0.1", 1)
+    central.change(site_documents(10))
+    ops = central.snapshot_ops()
+    note_op = next(o for o in ops if o["op"] == "note.upsert" and o["note"]["note_id"] == note_id)
+    led = Ledger(tmp_path / "behind.db", synchronous="OFF")
+    install(led, central.seq, [o for o in ops if o is not note_op])
+    return led, note_op, central.seq
+
+
+def test_a_neighbours_release_of_a_note_not_here_yet_uses_it_when_a_delta_brings_it(
+    tmp_path: Path,
+) -> None:
+    led, note_op, seq = lane_lacking(tmp_path, "N00003")
+    record = release("B-1", "N00003", lane_id="lane-02", qty=4.0).as_dict()
+    assert led.apply_site_pass("pass:B-1", record) == "used"
+    # the delta carrying the note, issued before central counted B-1, arrives afterwards
+    delta = {"schema": 1, "type": "delta", "site": SITE, "seq": seq + 1, "issued_at": 0.0}
+    Replica(led).receive(parse_body({**delta, "ops": [note_op]}))  # type: ignore[arg-type]
+    assert led.load_note("N00003").status == "used"  # type: ignore[union-attr]
+    outcome, reasons = led.commit_pass(release("A-1", "N00003", qty=4.0))
+    assert (outcome, reasons) == (Outcome.REJECT, (Reason(Code.NOTE_USED, "N00003"),))
+    # the neighbour's draw was made once and stays pending until central confirms it
+    assert remaining(led, "BK03") == 100_000 - 4
+    assert pending(led) == [("B-1", "BK03", 1, 4.0)]
+
+
+def test_a_snapshot_bringing_a_note_a_neighbour_released_keeps_it_used(tmp_path: Path) -> None:
+    led, _, seq = lane_lacking(tmp_path, "N00005")
+    record = release("B-5", "N00005", lane_id="lane-02", qty=2.0).as_dict()
+    assert led.apply_site_pass("pass:B-5", record) == "used"
+    central = SimCentralServer(SIGNER, SITE, "127.0.0.1", 1)
+    central.change(site_documents(10))
+    install(led, seq + 1, central.snapshot_ops())  # central has not counted B-5 yet
+    assert led.load_note("N00005").status == "used"  # type: ignore[union-attr]
+    outcome, reasons = led.commit_pass(release("A-5", "N00005", qty=2.0))
+    assert (outcome, reasons) == (Outcome.REJECT, (Reason(Code.NOTE_USED, "N00005"),))
+    assert remaining(led, "BK05") == 100_000 - 2
+    assert pending(led) == [("B-5", "BK05", 1, 2.0)]
+
+
+@pytest.mark.parametrize("status", ["revoked", "used"])
+def test_central_s_own_status_stands_for_a_note_a_neighbour_released(
+    tmp_path: Path, status: str
+) -> None:
+    led, note_op, _ = lane_lacking(tmp_path, "N00006")
+    record = release("B-6", "N00006", lane_id="lane-02").as_dict()
+    assert led.apply_site_pass("pass:B-6", record) == "used"
+    # central's later word on the note (it revoked it, or counted B-6) is kept as it is
+    note = NoteBody.model_validate({**note_op["note"], "status": status})
+    led.upsert_notes([note.to_note_in()])
+    assert led.load_note("N00006").status == status  # type: ignore[union-attr]
+    code = Code.NOTE_REVOKED if status == "revoked" else Code.NOTE_USED
+    assert led.commit_pass(release("A-6", "N00006"))[1] == (Reason(code, "N00006"),)
 
 
 def test_a_command_is_audited_once(ledger: Ledger) -> None:
