@@ -21,6 +21,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import reprlib
 import uuid
 from collections.abc import Mapping
 from enum import StrEnum
@@ -64,11 +65,26 @@ class Refused(ValueError):
         self.detail = detail
 
 
+def _shown(value: object) -> str:
+    """A field from the broker as a refusal names it: short, however long or deep it is."""
+    return reprlib.repr(value)
+
+
 def _b64d(text: str) -> bytes:
     try:
         return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError) as exc:
         raise Refused(Refusal.MALFORMED, f"signature is not base64url: {exc}") from None
+
+
+def _json(text: str | bytes, what: str) -> Any:
+    """Parse JSON text from the broker; anything the parser cannot take is ``Refused``."""
+    try:
+        return json.loads(text)
+    except RecursionError:  # nested deeper than the parser's stack allows
+        raise Refused(Refusal.MALFORMED, f"{what}: nested too deeply") from None
+    except ValueError as exc:  # also not UTF-8, and integers too long to convert
+        raise Refused(Refusal.MALFORMED, f"{what}: {exc}") from None
 
 
 def dumps(obj: object) -> str:
@@ -108,38 +124,38 @@ def open_central(
     """
     if len(payload) > max_bytes:
         raise Refused(Refusal.OVERSIZED, f"{len(payload)} bytes, limit {max_bytes}")
-    try:
-        envelope = json.loads(payload)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise Refused(Refusal.MALFORMED, f"not JSON: {exc}") from None
+    envelope = _json(payload, "not JSON")
     if not isinstance(envelope, dict):
         raise Refused(Refusal.MALFORMED, "not a JSON object")
     sig, kid, text = envelope.get("sig"), envelope.get("kid"), envelope.get("body")
     if not sig or "body" not in envelope:
         raise Refused(Refusal.UNSIGNED, "no signed envelope")
     if envelope.get("v") != ENVELOPE_VERSION:
-        raise Refused(Refusal.SCHEMA, f"envelope version {envelope.get('v')!r}")
+        raise Refused(Refusal.SCHEMA, f"envelope version {_shown(envelope.get('v'))}")
     if not isinstance(sig, str) or not isinstance(kid, str) or not isinstance(text, str):
         raise Refused(Refusal.MALFORMED, "kid, body and sig must be strings")
     key = keys.get(kid)
     if key is None:
-        raise Refused(Refusal.UNKNOWN_KEY, f"signed by key {kid!r}, which this lane lacks")
+        raise Refused(Refusal.UNKNOWN_KEY, f"signed by key {_shown(kid)}, which this lane lacks")
     try:
-        key.verify(_b64d(sig), text.encode("utf-8"))
+        signed = text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate escaped in the envelope ("\ud800")
+        raise Refused(Refusal.MALFORMED, "body is not valid Unicode") from None
+    try:
+        key.verify(_b64d(sig), signed)
     except InvalidSignature:
         raise Refused(Refusal.BAD_SIGNATURE, "signature does not verify") from None
-    try:
-        body = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise Refused(Refusal.MALFORMED, f"body is not JSON: {exc}") from None
+    body = _json(text, "body is not JSON")
     if not isinstance(body, dict):
         raise Refused(Refusal.MALFORMED, "body is not a JSON object")
     if body.get("schema") != SCHEMA:
-        raise Refused(Refusal.SCHEMA, f"schema {body.get('schema')!r}, this lane speaks {SCHEMA}")
+        raise Refused(
+            Refusal.SCHEMA, f"schema {_shown(body.get('schema'))}, this lane speaks {SCHEMA}"
+        )
     if not isinstance(body.get("type"), str):
         raise Refused(Refusal.MALFORMED, "body has no type")
     if site is not None and body.get("site") != site:
-        raise Refused(Refusal.WRONG_SITE, f"for site {body.get('site')!r}, this is {site!r}")
+        raise Refused(Refusal.WRONG_SITE, f"for site {_shown(body.get('site'))}, this is {site!r}")
     return body
 
 
