@@ -5,7 +5,9 @@ yields a ``Device`` whose ``readings()`` is an async iterator. The supervisor op
 readings to a callback (counting, not passing on, any ``Rejected`` frames), and when the device
 fails (an ``OSError``, ``DriverError`` or ``TimeoutError``, a line that stays silent, or the
 iterator ending) marks it down, waits a capped exponential backoff with jitter, and opens it
-again. State changes are logged once each, not on every retry.
+again. Any other exception is a driver bug or a device answer nobody foresaw: it is logged with
+its traceback and handled the same way, so no device input can stop a lane. State changes are
+logged once each, not on every retry.
 """
 
 from __future__ import annotations
@@ -149,6 +151,7 @@ class Supervisor(Generic[R]):
     silence_s: float | None = None
     healthy_after_s: float = 5.0  # stay up this long before the backoff starts again
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    _traced: str = field(default="", init=False, repr=False)  # last unexpected failure logged
 
     def _set(self, state: State, detail: str) -> None:
         if self.health.change(state, detail):
@@ -165,13 +168,21 @@ class Supervisor(Generic[R]):
                     await self._pump(device)
                 raise DriverError("device closed")
             except (OSError, DriverError, TimeoutError, EOFError) as exc:
-                detail = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
-                self._set("down", detail)
+                self._set("down", _describe(exc))
                 # on 3.11 a cancellation that meets a finishing wait_for (pymodbus connects
                 # with one) can also come out as that wait's error
                 raise_if_stopping()
+            except Exception as exc:
+                # a driver bug or an answer nobody foresaw: the device is down, the lane is not
+                detail = _describe(exc)
+                if detail != self._traced:  # the traceback once, not on every retry
+                    self._traced = detail
+                    log.exception("%s failed unexpectedly", self.health.name)
+                self._set("down", detail)
+                raise_if_stopping()
             if opened_at is not None and time.monotonic() - opened_at >= self.healthy_after_s:
                 self.backoff.reset()
+                self._traced = ""
             self.health.reconnects += 1
             await self.sleep(self.backoff.next())
 
@@ -203,3 +214,7 @@ class Supervisor(Generic[R]):
             if aclose is not None:
                 with contextlib.suppress(Exception):
                     await aclose()
+
+
+def _describe(exc: BaseException) -> str:
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
