@@ -230,6 +230,8 @@ class _RelayConnection:
         raise_if_stopping()
         if rr.isError():
             raise DriverError(f"relay refused input read: {rr}")
+        if len(rr.bits) < self.count:  # a reply whose byte count is short of what we asked
+            raise DriverError(f"relay sent {len(rr.bits)} input bits, asked for {self.count}")
         changes = []
         for name, address in self.addresses.items():
             value = bool(rr.bits[address - self.first])
