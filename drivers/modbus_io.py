@@ -90,8 +90,15 @@ class SignalChanged:
 
 @dataclass
 class _Write:
-    writes: tuple[tuple[Address, bool], ...]
+    writes: tuple[tuple[Address, bool], ...]  # in wire order: every "off" before the "on"
     done: asyncio.Future[None]
+
+
+def _switch(coils: tuple[Address, ...], on: Address | None) -> tuple[tuple[Address, bool], ...]:
+    """Writes that leave only ``on`` (or none) of ``coils`` energised, the others switched off
+    first: two opposing coils are never on together, even for one request."""
+    writes = tuple((coil, False) for coil in coils if coil != on)
+    return writes if on is None else (*writes, (on, True))
 
 
 class RelayIO:
@@ -114,14 +121,22 @@ class RelayIO:
         return self._connected
 
     async def set_barrier(self, up: bool) -> None:
-        """Command the barrier up or down; returns once the relay acknowledged the write."""
+        """Command the barrier up or down; returns once the relay acknowledged the writes.
+
+        The opposing coil is switched off before the wanted one is switched on; if a write
+        fails, both coils are switched off (as far as the relay still answers) and
+        ``DriverError`` is raised.
+        """
         c = self.settings.coils
-        await self._write(((c.barrier_up, up), (c.barrier_down, not up)))
+        await self._write(
+            _switch((c.barrier_up, c.barrier_down), c.barrier_up if up else c.barrier_down)
+        )
 
     async def set_light(self, color: Literal["red", "green", "off"]) -> None:
-        """Set the traffic light."""
+        """Set the traffic light: the other colour goes off before this one comes on."""
         c = self.settings.coils
-        await self._write(((c.light_green, color == "green"), (c.light_red, color == "red")))
+        on = {"green": c.light_green, "red": c.light_red}.get(color)
+        await self._write(_switch((c.light_green, c.light_red), on))
 
     async def _write(self, writes: tuple[tuple[Address, bool], ...]) -> None:
         if not self._connected:
@@ -205,20 +220,31 @@ class _RelayConnection:
         while not q.empty():
             item = q.get_nowait()
             try:
-                for address, value in item.writes:
-                    rr = await self.client.write_coil(
-                        address, value, device_id=self.io.settings.device_id
-                    )
-                    if rr.isError():
-                        raise DriverError(f"relay refused write to coil {address}: {rr}")
-            except (ModbusException, DriverError) as exc:
-                error = exc if isinstance(exc, DriverError) else DriverError(str(exc))
+                await self._carry_out(item)
+            except DriverError as exc:
                 if not item.done.done():
-                    item.done.set_exception(error)
-                raise error from None
+                    item.done.set_exception(exc)
+                raise
             if not item.done.done():
                 item.done.set_result(None)
             raise_if_stopping()
+
+    async def _carry_out(self, item: _Write) -> None:
+        try:
+            for address, value in item.writes:
+                await self._write_coil(address, value)
+        except (ModbusException, DriverError) as exc:
+            error = exc if isinstance(exc, DriverError) else DriverError(str(exc))
+            # part of the command may be on the relay: leave none of its coils energised
+            for address, _ in item.writes:
+                with contextlib.suppress(ModbusException, DriverError):
+                    await self._write_coil(address, False)
+            raise error from None
+
+    async def _write_coil(self, address: Address, value: bool) -> None:
+        rr = await self.client.write_coil(address, value, device_id=self.io.settings.device_id)
+        if rr.isError():
+            raise DriverError(f"relay refused write to coil {address}: {rr}")
 
     async def _poll(self, known: dict[Signal, bool]) -> list[SignalChanged]:
         try:

@@ -15,8 +15,9 @@ from dataclasses import dataclass, field
 class FakeRelay:
     """Answers read discrete inputs (all off) and write single coil, recording each write.
 
-    ``short`` answers input reads with no bits at all; ``refuse`` answers writes to those coils
-    with a slave device failure; ``write_delay_s`` delays every write's answer.
+    ``short`` answers input reads with no bits at all; ``refuse`` answers those writes (by
+    count, the first write is 0) with a slave device failure; ``write_delay_s`` delays every
+    write's answer.
     """
 
     short: bool = False
@@ -44,9 +45,9 @@ class FakeRelay:
             return bytes([2, size]) + bytes(size)
         if fc == 5:  # write single coil
             self.write_times.append(time.monotonic())
-            address, value = struct.unpack(">HH", pdu[1:5])
-            if address in self.refuse:
+            if len(self.write_times) - 1 in self.refuse:
                 return bytes([0x85, 4])
+            address, value = struct.unpack(">HH", pdu[1:5])
             await asyncio.sleep(self.write_delay_s)
             self.coils[address] = value == 0xFF00
             self.states.append(dict(self.coils))
