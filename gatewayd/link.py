@@ -56,6 +56,7 @@ from gatewayd.sync import (
     Command,
     Delta,
     Head,
+    LineNo,
     Replica,
     Snapshot,
     SyncReport,
@@ -228,7 +229,7 @@ class _Loose(BaseModel):
 
 class _WriteOff(_Loose):
     book: str = Field(min_length=1, max_length=64, description="Account book.")
-    line: int = Field(description="Line number.")
+    line: LineNo = Field(description="Line number.")
     quantity: float = Field(ge=0, description="Quantity drawn.")
 
 

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MAX_OPS = 10_000  # per delta or snapshot part
+# bounds on the integers that reach SQLite (whose INTEGER is 64-bit: a larger one does not bind)
+LINE_NO_MAX = 2**31 - 1
+SEQ_MAX = 2**63 - 1
+
+LineNo = Annotated[int, Field(ge=0, le=LINE_NO_MAX)]
 
 
 class _Body(BaseModel):
@@ -49,7 +54,7 @@ class NoteBody(_Body):
     gross_kg: float | None = Field(None, ge=0, description="Declared gross weight.")
     tolerance_kg: float = Field(0.0, ge=0, description="Allowed weight difference.")
     direction: Literal["entry", "exit", "any"] = Field("any", description="Where usable.")
-    lines: list[tuple[str, int, float]] = Field(
+    lines: list[tuple[str, LineNo, float]] = Field(
         default_factory=list, max_length=100, description="(book id, line no, quantity) drawn."
     )
     trip_id: str | None = Field(None, description="Transit trip the pass must close.")
@@ -86,7 +91,7 @@ class NoteRevoke(_Body):
 class BookLineSet(_Body):
     op: Literal["book_line.set"] = Field(description="Set an account-book line's balance.")
     book_id: str = Field(min_length=1, max_length=64, description="Account book id.")
-    line_no: int = Field(ge=0, description="Line number.")
+    line_no: LineNo = Field(description="Line number.")
     remaining: float = Field(ge=0, description="Remaining quantity, as central counts it.")
     item: str = Field("", max_length=200, description="What the line is for.")
     unit: str = Field("", max_length=20, description="Unit of the quantity.")
@@ -130,7 +135,7 @@ class Delta(_Body):
     schema_version: Literal[1] = Field(alias="schema", description="Body schema version.")
     type: Literal["delta"] = Field(description="A numbered change to the site's documents.")
     site: str = Field(description="Site the delta is for.")
-    seq: int = Field(ge=1, description="Per-site sequence number, no gaps.")
+    seq: int = Field(ge=1, le=SEQ_MAX, description="Per-site sequence number, no gaps.")
     issued_at: float = Field(description="When central issued it (seconds since the epoch).")
     ops: list[Op] = Field(max_length=MAX_OPS, description="Changes, applied in order.")
 
@@ -140,7 +145,7 @@ class Snapshot(_Body):
     type: Literal["snapshot"] = Field(description="One part of all the site's documents.")
     site: str = Field(description="Site.")
     lane: str = Field(description="Lane that asked for it.")
-    seq: int = Field(ge=0, description="The sequence the snapshot is current to.")
+    seq: int = Field(ge=0, le=SEQ_MAX, description="The sequence the snapshot is current to.")
     snapshot_id: str = Field(min_length=1, max_length=64, description="Parts share this id.")
     part: int = Field(ge=1, description="This part's number, from 1.")
     parts: int = Field(ge=1, le=10_000, description="How many parts there are.")
@@ -158,7 +163,7 @@ class Head(_Body):
     schema_version: Literal[1] = Field(alias="schema", description="Body schema version.")
     type: Literal["head"] = Field(description="How far central's sequence has gone.")
     site: str = Field(description="Site.")
-    seq: int = Field(ge=0, description="Latest sequence issued.")
+    seq: int = Field(ge=0, le=SEQ_MAX, description="Latest sequence issued.")
     issued_at: float = Field(description="When central said so.")
 
 

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import base64
 import json
+from pathlib import Path
 
 import pytest
 
 from drivers.release_note import key_id, public_keys
 from gatewayd.envelope import Refusal, Refused, open_central
-from sim.central import SimCentral
+from gatewayd.link import CentralLink
+from gatewayd.sync import LINE_NO_MAX, Delta, parse_body
+from sim.lane_worker import headless_config
+from tests.central.helpers import SIGNER, SITE, mqtt_settings
 
-CENTRAL = SimCentral(bytes(range(32)))
-KEYS = public_keys([CENTRAL.public_key])
-KID = key_id(CENTRAL.key.public_key())
+KEYS = public_keys([SIGNER.public_key])
+KID = key_id(SIGNER.key.public_key())
 
 
 def signed_text(text: str) -> bytes:
     """An envelope whose body is exactly ``text``, signed by central."""
-    sig = base64.urlsafe_b64encode(CENTRAL.key.sign(text.encode())).decode().rstrip("=")
+    sig = base64.urlsafe_b64encode(SIGNER.key.sign(text.encode())).decode().rstrip("=")
     return json.dumps({"v": 1, "kid": KID, "body": text, "sig": sig}).encode()
 
 
@@ -51,3 +54,56 @@ def test_a_refusal_names_a_huge_field_briefly() -> None:
     refusal = refused(payload)
     assert refusal.reason is Refusal.UNKNOWN_KEY
     assert len(str(refusal)) < 300
+
+
+# -- integers SQLite cannot hold -----------------------------------------------------------------
+
+
+def delta(op: dict[str, object], seq: int = 1) -> dict[str, object]:
+    return {"schema": 1, "type": "delta", "site": "site-1", "seq": seq, "issued_at": 0, "ops": [op]}
+
+
+NOTE = {"note_id": "N1", "plate": "沪A12345", "valid_from": 0, "valid_until": 4e9}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        delta({"op": "book_line.set", "book_id": "BK1", "line_no": 2**70, "remaining": 1}),
+        delta({"op": "book_line.set", "book_id": "BK1", "line_no": -1, "remaining": 1}),
+        delta({"op": "note.upsert", "note": {**NOTE, "lines": [["BK1", 2**31, 1.0]]}}),
+        delta({"op": "pass.confirm", "pass_id": "P1"}, seq=2**63),
+        {"schema": 1, "type": "head", "site": "site-1", "seq": 2**70, "issued_at": 0},
+    ],
+    ids=["book-line", "negative-line", "note-line", "delta-seq", "head-seq"],
+)
+def test_integers_beyond_what_the_ledger_stores_are_malformed(body: dict[str, object]) -> None:
+    with pytest.raises(Refused) as info:
+        parse_body(body)
+    assert info.value.reason is Refusal.MALFORMED
+
+
+def test_the_largest_line_number_is_taken() -> None:
+    op = {"op": "book_line.set", "book_id": "BK1", "line_no": LINE_NO_MAX, "remaining": 1}
+    parsed = parse_body(delta(op))
+    assert isinstance(parsed, Delta)
+    assert parsed.ops[0].line_no == LINE_NO_MAX  # type: ignore[union-attr]
+
+
+def test_a_neighbours_pass_drawing_from_line_two_to_the_seventieth_is_malformed(
+    tmp_path: Path,
+) -> None:
+    config = headless_config(
+        tmp_path / "lane.db", SIGNER.public_key, mqtt_settings(1883), "lane-01"
+    )
+    record = {
+        "pass_id": "X1",
+        "lane": "lane-02",
+        "decision": "release",
+        "note_id": "N00003",
+        "write_off": [{"book": "BK00", "line": 2**70, "quantity": 1.0}],
+    }
+    message = {"schema": 1, "type": "pass", "site": SITE, "lane": "lane-02", "pass": record}
+    checked = CentralLink(config)._check("pass", json.dumps(message).encode())
+    assert isinstance(checked, Refused)
+    assert checked.reason is Refusal.MALFORMED
