@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 Address = int
 Signal = Literal["arrival", "safety", "exit", "barrier_open", "barrier_closed"]
 SIGNALS: tuple[Signal, ...] = ("arrival", "safety", "exit", "barrier_open", "barrier_closed")
+ACK_WAIT_TIMEOUTS = 4  # a command's caller waits at most this many request timeouts
 
 
 class RelayCoils(Section):
@@ -147,7 +148,15 @@ class RelayIO:
         except asyncio.QueueFull:
             raise DriverError("relay command queue full") from None
         self._wake.set()
-        await item.done
+        # a command is one poll on the wire plus its own writes away; much later than that the
+        # owner is stuck, and a barrier that moves long after it was asked to is worse than
+        # an error now (a command given up on is cancelled, and never goes out)
+        limit = self.settings.timeout_s * ACK_WAIT_TIMEOUTS
+        try:
+            async with asyncio.timeout(limit):
+                await item.done
+        except TimeoutError:
+            raise DriverError(f"relay did not acknowledge within {limit:g} s") from None
 
     @contextlib.asynccontextmanager
     async def open_device(self) -> AsyncIterator[_RelayConnection]:
@@ -219,11 +228,15 @@ class _RelayConnection:
         q = self.io._queue
         while not q.empty():
             item = q.get_nowait()
+            if item.done.done():
+                continue  # its caller gave up waiting
             try:
                 await self._carry_out(item)
-            except DriverError as exc:
+            except BaseException as exc:
+                # whatever stops this task mid-command (even a cancellation), the caller hears of it
                 if not item.done.done():
-                    item.done.set_exception(exc)
+                    interrupted = DriverError("relay command interrupted")
+                    item.done.set_exception(exc if isinstance(exc, DriverError) else interrupted)
                 raise
             if not item.done.done():
                 item.done.set_result(None)
@@ -232,6 +245,8 @@ class _RelayConnection:
     async def _carry_out(self, item: _Write) -> None:
         try:
             for address, value in item.writes:
+                if item.done.done():
+                    return  # the caller gave up: the "off" writes go first, so stopping is safe
                 await self._write_coil(address, value)
         except (ModbusException, DriverError) as exc:
             error = exc if isinstance(exc, DriverError) else DriverError(str(exc))
