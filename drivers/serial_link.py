@@ -121,7 +121,9 @@ async def open_line(
         )
     try:
         serial = writer.transport.get_extra_info("serial")
-        if serial is not None:
+        # socket:// is carried on an asyncio socket, its pyserial port never opened: a new
+        # connection holds nothing stale, and resetting that port would raise
+        if serial is not None and serial.is_open:
             serial.reset_input_buffer()
         yield reader, writer
     finally:

@@ -87,3 +87,15 @@ def test_every_serial_driver_takes_the_same_port_forms(make: Callable[[str], Any
     for bad in ("", "  ", "tcp://host-without-port", "tcp://:10110"):
         with pytest.raises(ValidationError):
             make(bad)
+
+
+async def test_a_pyserial_socket_url_opens_and_reads() -> None:
+    async def greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"$GPTXT,hello*00\r\n")
+        await writer.drain()
+
+    server = await asyncio.start_server(greet, "127.0.0.1", 0)
+    async with server:
+        port = f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        async with open_serial(SerialPortSettings(port=port)) as (reader, _writer):
+            assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"$GPTXT,hello*00\r\n"
