@@ -24,6 +24,9 @@ from drivers.supervisor import Backoff, Device, Health, Supervisor
 
 READ_SIZE = 4096  # bytes per read: frames are tens of bytes, so this drains any backlog
 TCP_SCHEME = "tcp://"
+# the URL schemes pyserial's serial_for_url has a handler for (serial/urlhandler/protocol_*.py);
+# anything else with "://" would only fail when the port is opened
+PYSERIAL_SCHEMES = frozenset({"alt", "cp2110", "hwgrep", "loop", "rfc2217", "socket", "spy"})
 FIRST_REOPEN_S = 0.25  # a port that failed is tried again this soon, then less often
 
 T = TypeVar("T")
@@ -46,7 +49,7 @@ def parse_tcp(port: str) -> tuple[str, int] | None:
     >>> parse_tcp("/dev/ttyUSB0") is None
     True
     """
-    if not port.startswith(TCP_SCHEME):
+    if port[: len(TCP_SCHEME)].lower() != TCP_SCHEME:  # schemes are case-insensitive
         return None
     parts = urlsplit(port)
     if not parts.hostname or parts.port is None:
@@ -55,9 +58,23 @@ def parse_tcp(port: str) -> tuple[str, int] | None:
 
 
 def check_port(port: str) -> str:
-    """Validate a port setting: a device path, a pyserial URL, or ``tcp://host:port``."""
+    """Validate a port setting: a device path, a pyserial URL, or ``tcp://host:port``.
+
+    >>> check_port("socket://127.0.0.1:7001")
+    'socket://127.0.0.1:7001'
+    >>> check_port("sockt://127.0.0.1:7001")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ValueError: unknown URL scheme 'sockt': use tcp://host:port, a device path, or one of ...
+    """
     if not port.strip():
         raise ValueError("port is empty")
+    scheme, sep, _ = port.partition("://")
+    if sep and scheme.lower() != "tcp" and scheme.lower() not in PYSERIAL_SCHEMES:
+        known = ", ".join(f"{name}://" for name in sorted(PYSERIAL_SCHEMES))
+        raise ValueError(
+            f"unknown URL scheme {scheme!r}: use tcp://host:port, a device path, "
+            f"or one of pyserial's {known}"
+        )
     parse_tcp(port)
     return port
 

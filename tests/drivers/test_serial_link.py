@@ -6,15 +6,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
+import serial
 from pydantic import ValidationError
 
 from drivers.eseal import EsealSettings
 from drivers.gps import GpsSettings
 from drivers.qr import QrScannerSettings
-from drivers.serial_link import SerialPortSettings, open_line, open_serial
+from drivers.serial_link import PYSERIAL_SCHEMES, SerialPortSettings, open_line, open_serial
 from drivers.weighbridge import WeighbridgeSettings
 from sim.ptyport import PtyPort
 
@@ -82,9 +84,16 @@ async def test_tcp_host_port_opens_a_socket() -> None:
     ids=["weighbridge", "eseal", "gps", "qr"],
 )
 def test_every_serial_driver_takes_the_same_port_forms(make: Callable[[str], Any]) -> None:
-    for port in ("/dev/ttyUSB0", "socket://127.0.0.1:7001", "tcp://127.0.0.1:10110"):
+    good = (
+        "/dev/ttyUSB0",
+        "socket://127.0.0.1:7001",
+        "rfc2217://10.0.0.5:4001",
+        "tcp://127.0.0.1:10110",
+        "TCP://127.0.0.1:10110",
+    )
+    for port in good:
         assert make(port).port == port
-    for bad in ("", "  ", "tcp://host-without-port", "tcp://:10110"):
+    for bad in ("", "  ", "tcp://host-without-port", "tcp://:10110", "sockt://127.0.0.1:7001"):
         with pytest.raises(ValidationError):
             make(bad)
 
@@ -99,3 +108,15 @@ async def test_a_pyserial_socket_url_opens_and_reads() -> None:
         port = f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         async with open_serial(SerialPortSettings(port=port)) as (reader, _writer):
             assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"$GPTXT,hello*00\r\n"
+
+
+def test_a_mistyped_url_scheme_is_a_config_error_naming_it() -> None:
+    with pytest.raises(ValidationError, match=r"unknown URL scheme 'sockt'.*socket://"):
+        GpsSettings(port="sockt://127.0.0.1:7001")
+
+
+def test_the_url_schemes_accepted_are_the_ones_pyserial_can_open() -> None:
+    handlers = Path(serial.__file__).parent / "urlhandler"
+    assert {p.stem.removeprefix("protocol_") for p in handlers.glob("protocol_*.py")} == set(
+        PYSERIAL_SCHEMES
+    )
