@@ -11,7 +11,8 @@ waits in the outbox. Topics and payloads: docs/mqtt.md.
 - In: messages are acknowledged (PUBACK) only after they have been handled, so a lane killed
   mid-message gets it again; the client's queue is bounded and, because the broker sends at
   most ``inflight`` unacknowledged messages, never overflows. Everything from central is checked
-  (``gatewayd.envelope``): refusals are logged with a reason and counted, and change nothing.
+  (``gatewayd.envelope``): refusals are logged with a reason and counted, and change nothing;
+  a message that fails in a way no check foresaw is refused alone, its traceback logged.
   Ledger deltas and neighbours' passes are applied on the lane's ledger thread.
 - Out: outbox rows are published in order, marked delivered on PUBACK, and whatever was not
   acknowledged goes again after the next connect; central de-duplicates by pass id.
@@ -463,15 +464,38 @@ class CentralLink:
         # may be waiting
         checked, orders = await asyncio.to_thread(
             lambda: (
-                [(k, self._check(k, p)) for k, p in items],
-                [self._check_command(p) for p in commands],
+                [(k, self._guarded(k, self._check, k, p)) for k, p in items],
+                [self._guarded("command", self._check_command, p) for p in commands],
             )
         )
         if checked:
             for handled in await lane.in_ledger(self._ingest, lane.ledger, checked):
-                self._after(lane, handled)
+                try:
+                    self._after(lane, handled)
+                except Exception:  # what was applied stays applied; the next message goes on
+                    log.exception("after a %s message", handled.kind)
         for order in orders:
-            await self._command(client, lane, order)
+            try:
+                await self._command(client, lane, order)
+            except aiomqtt.MqttError:
+                raise  # the session is gone, not the command: it comes again
+            except Exception as exc:
+                self._refused("command", self._unexpected("command", exc))
+
+    def _guarded(self, kind: str, check: Callable[..., T], *args: Any) -> T | Refused:
+        """``check(*args)``, or a refusal if it fails unexpectedly: a message that raised
+        would never be acknowledged, and the broker would send it again forever."""
+        try:
+            return check(*args)
+        except Exception as exc:
+            return self._unexpected(kind, exc)
+
+    @staticmethod
+    def _unexpected(kind: str, exc: Exception) -> Refused:
+        """The refusal of a message that failed in a way no check foresaw (logged in full)."""
+        log.error("a %s message could not be handled", kind, exc_info=exc)
+        detail = f"could not be handled: {type(exc).__name__}: {str(exc)[:200]}"
+        return Refused(Refusal.MALFORMED, detail)
 
     def _open(self, payload: bytes) -> dict[str, Any]:
         """A message from central checked (size under the lane's own limit, signature,
@@ -526,6 +550,10 @@ class CentralLink:
                             out.append(_Handled(kind, report=replica.receive(item)))
                     except Refused as refusal:
                         out.append(_Handled(kind, refused=refusal))
+                    except Exception as exc:  # refused alone; the rest of the batch goes on
+                        if not isinstance(item, _SitePassIn):
+                            replica.reload()  # believe the ledger about what was applied
+                        out.append(_Handled(kind, refused=self._unexpected(kind, exc)))
         except sqlite3.Error:
             replica.reload()  # the batch was rolled back: nothing of it counts as applied
             raise
