@@ -554,8 +554,8 @@ class CentralLink:
                         if not isinstance(item, _SitePassIn):
                             replica.reload()  # believe the ledger about what was applied
                         out.append(_Handled(kind, refused=self._unexpected(kind, exc)))
-        except sqlite3.Error:
-            replica.reload()  # the batch was rolled back: nothing of it counts as applied
+        except BaseException:  # whatever it was, the batch was rolled back
+            replica.reload()  # so nothing of it counts as applied: it comes again
             raise
         return out
 

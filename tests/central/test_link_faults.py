@@ -3,16 +3,21 @@ does not send it again forever), counted, and the messages after it are still ta
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from drivers.release_note import key_id
+from gatewayd.envelope import seal_central
 from gatewayd.ledger import Ledger
-from gatewayd.link import CentralLink
+from gatewayd.link import CentralLink, Checked
+from gatewayd.sync import Replica
 from sim.central_server import SimCentralServer
+from sim.lane_worker import headless_config
 from sim.mosquitto import Broker
 from tests.central.helpers import (
     SIGNER,
@@ -20,6 +25,7 @@ from tests.central.helpers import (
     eventually,
     link_of,
     make_lane,
+    mqtt_settings,
     new_central,
     running,
     serving,
@@ -148,3 +154,36 @@ async def test_a_command_that_fails_unexpectedly_is_refused_and_the_next_one_car
         assert failed
         assert link.stats.refused["malformed"] == 1
         assert link.stats.connects == connects
+
+
+def test_a_batch_that_fails_to_commit_is_applied_when_it_comes_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "lane.db"
+    link = CentralLink(headless_config(path, SIGNER.public_key, mqtt_settings(1883), "lane-01"))
+    ledger = Ledger(path)
+    link.replica = Replica(ledger)
+
+    def delta(seq: int, plate: str) -> list[tuple[str, Checked]]:
+        ops = [{"op": "watch.add", "kind": "plate", "value": plate}]
+        body = {"schema": 1, "type": "delta", "site": SITE, "seq": seq, "issued_at": 0, "ops": ops}
+        return [("ledger", link._check("ledger", seal_central(body, SIGNER.key)))]
+
+    batch = ledger.batch
+
+    @contextlib.contextmanager
+    def failing_batch() -> Iterator[None]:
+        with batch():
+            yield
+            raise RuntimeError("the commit failed")  # rolls the batch back
+
+    monkeypatch.setattr(ledger, "batch", failing_batch)
+    with pytest.raises(RuntimeError):
+        link._ingest(ledger, delta(1, "沪W00001"))
+    monkeypatch.undo()
+    # the broker sends the unacknowledged delta again, then the next one
+    again = link._ingest(ledger, delta(1, "沪W00001")) + link._ingest(ledger, delta(2, "沪W00002"))
+    assert [h.refused for h in again] == [None, None]
+    assert ledger.applied_seq() == 2
+    assert ledger.watchlist()[0] == {"沪W00001", "沪W00002"}
+    ledger.close()
