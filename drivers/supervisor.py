@@ -139,8 +139,9 @@ class Supervisor(Generic[R]):
 
     ``on_reading`` receives each reading (it must not block: put it on a bounded queue);
     ``on_state`` is called on every up/down transition, once per change.
-    ``silence_s`` turns a line that says nothing for that long into a failure (a device that
-    streams continuously, such as a weighbridge indicator or a GPS, is dead when silent).
+    ``silence_s`` turns a line that gives no accepted reading for that long into a failure (a
+    device that streams continuously, such as a weighbridge indicator or a GPS, is dead when
+    silent, and as good as dead when all it sends is rejected frames).
     """
 
     health: Health
@@ -188,9 +189,13 @@ class Supervisor(Generic[R]):
 
     async def _pump(self, device: Device[R | Rejected]) -> None:
         stream = device.readings()
+        loop = asyncio.get_running_loop()
+        # only an accepted reading moves the deadline: a line of garbage is as dead as a quiet one
+        deadline = None if self.silence_s is None else loop.time() + self.silence_s
+        rejected = 0  # frames refused since the last accepted reading
         try:
             while True:
-                silence = asyncio.timeout(self.silence_s)
+                silence = asyncio.timeout_at(deadline)
                 try:
                     async with silence:
                         reading = await anext(stream)
@@ -199,13 +204,21 @@ class Supervisor(Generic[R]):
                 except TimeoutError:
                     if not silence.expired():
                         raise  # the device's own timeout, with its own message
+                    if rejected:
+                        raise DriverError(
+                            f"no valid frame for {self.silence_s:g} s, {rejected} rejected"
+                        ) from None
                     raise TimeoutError(f"silent for {self.silence_s:g} s") from None
                 raise_if_stopping()
                 if isinstance(reading, Rejected):
                     # counted, never passed on: garbage must not reach the lane
                     self.health.rejected += 1
+                    rejected += 1
                     log.debug("%s rejected a frame: %s", self.health.name, reading.reason)
                     continue
+                if self.silence_s is not None:
+                    deadline = loop.time() + self.silence_s
+                rejected = 0
                 self.health.accepted += 1
                 self.health.last_reading_at = time.monotonic()
                 self.on_reading(reading)

@@ -5,6 +5,7 @@ before the gap is delivered after it."""
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from typing import Literal
 
@@ -151,6 +152,33 @@ async def test_a_silent_line_is_reopened() -> None:
             gps.set_silent(False)
             await rec.wait_state("up")
             assert (await rec.next_fix()).valid
+
+
+async def test_a_line_of_garbage_is_reopened_like_a_silent_one() -> None:
+    """A receiver at the wrong baud rate: bytes and line ends, never a sentence."""
+    rec = Recorder()
+    junk = random.Random(1)
+
+    async def babble(gps: SimGps) -> None:
+        while True:
+            gps.write(junk.randbytes(40).replace(b"$", b"x") + b"\r\n")
+            await asyncio.sleep(0.02)
+
+    async with SimGps(rate_hz=20) as gps:
+        gps.set_position(*HERE)
+        gps.set_silent(True)  # no sentences, only the garbage below
+        settings = GpsSettings(port=gps.port, silence_s=0.3)
+        sup = gps_supervisor(settings, rec.on_reading, on_state=rec.on_state)
+        async with running(sup), asyncio.TaskGroup() as tasks:
+            babbling = tasks.create_task(babble(gps))
+            await rec.wait_state("down")
+            assert "no valid frame" in sup.health.detail
+            assert sup.health.rejected > 0
+            assert rec.readings.empty()
+            babbling.cancel()
+            gps.set_silent(False)  # the baud rate put right
+            assert (await rec.next_fix()).valid
+            assert rec.states[-1] == "up"
 
 
 async def test_supervisor_counts_rejected_frames() -> None:
