@@ -57,6 +57,9 @@ class Device(Protocol[R_co]):
         ...
 
 
+_MAX_GROWTH = 64  # a backoff grows by its factor at most this many times, whatever its settings
+
+
 @dataclass
 class Backoff:
     """Capped exponential backoff with full jitter on a fraction of each delay.
@@ -66,6 +69,8 @@ class Backoff:
     [1.0, 2.0, 4.0, 8.0, 8.0]
     >>> b.reset(); b.next()
     1.0
+    >>> [b.next() for _ in range(5000)][-1]  # after hours of retries, still the cap
+    8.0
     """
 
     initial: float = 0.5
@@ -78,7 +83,9 @@ class Backoff:
     def next(self) -> float:
         """The delay before the next attempt; grows until ``maximum``."""
         base = min(self.maximum, self.initial * self.factor**self._attempt)
-        self._attempt += 1
+        if base < self.maximum and self._attempt < _MAX_GROWTH:
+            # growth stops at the cap: factor**attempt would overflow after ~1000 retries
+            self._attempt += 1
         return base * (1.0 - self.jitter * self.rng.random())
 
     def reset(self) -> None:

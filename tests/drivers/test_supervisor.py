@@ -54,3 +54,34 @@ async def test_an_unexpected_error_takes_the_device_down_not_the_lane(
         with contextlib.suppress(asyncio.CancelledError):
             await task
     assert task.cancelled()  # and cancelling still stops it
+
+
+class _Stop(Exception):
+    pass
+
+
+async def test_a_device_that_never_answers_is_retried_at_the_longest_delay_forever() -> None:
+    @contextlib.asynccontextmanager
+    async def open_device() -> AsyncIterator[_Buggy]:
+        raise OSError("no route to host")
+        yield _Buggy()  # never reached: the relay is off for good
+
+    delays: list[float] = []
+
+    async def sleep(delay: float) -> None:
+        delays.append(delay)
+        if len(delays) == 3000:  # hours of retries at the real delays
+            raise _Stop
+
+    sup: Supervisor[int] = Supervisor(
+        Health("relay"),
+        open_device,
+        lambda _: None,
+        backoff=Backoff(initial=0.5, maximum=30.0, jitter=0.0),
+        sleep=sleep,
+    )
+    with pytest.raises(_Stop):
+        await sup.run()
+    assert delays[-1] == 30.0
+    assert sup.health.state == "down"
+    assert sup.health.reconnects == 3000
