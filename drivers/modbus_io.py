@@ -4,7 +4,8 @@ One task owns the connection (pymodbus does not support concurrent requests on a
 It polls the discrete inputs every ``poll_ms`` and reports each change, and between polls it
 serves output commands first: a barrier command waits at most for one poll already on the
 wire, never behind a queue of polls. A command given while the relay is unreachable fails at
-once instead of being queued: a barrier must never move minutes after it was asked to.
+once instead of being queued, and one the relay has not carried out within a few request
+timeouts fails and is dropped: a barrier must never move minutes after it was asked to.
 """
 
 from __future__ import annotations
