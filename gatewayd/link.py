@@ -577,6 +577,8 @@ class CentralLink:
             return
         report = handled.report
         if report is not None:
+            for refusal in report.refused:  # held deltas it could not apply after it
+                self._refused(handled.kind, refusal)
             self.stats.deltas_applied += report.applied
             if report.watchlist is not None:
                 lane.emit(WatchlistChanged(*report.watchlist))

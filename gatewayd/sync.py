@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, model_validator
@@ -222,6 +222,7 @@ class SyncReport:
     applied: int = 0  # deltas (or a completed snapshot) applied now
     watchlist: tuple[frozenset[str], frozenset[str]] | None = None  # the new list, if changed
     gap: bool = False  # central has (or sent) something beyond what can be applied yet
+    refused: list[Refused] = field(default_factory=list)  # held deltas that could not be applied
 
 
 class Replica:
@@ -275,16 +276,24 @@ class Replica:
         """``report`` once the held deltas that now follow on are applied too."""
         if self._drain(report) or watch_changed:
             report.watchlist = self.ledger.watchlist()  # read once, after all that applied
-        report.gap = self.gap
+        report.gap = self.gap or bool(report.refused)
         return report
 
     def _drain(self, report: SyncReport) -> bool:
-        """Apply the held deltas that now follow on; True when one changed the watch list."""
+        """Apply the held deltas that now follow on; True when one changed the watch list.
+
+        A held delta that cannot be applied is refused in ``report`` and the draining stops
+        there: what was applied before it stands, and the gap it leaves is asked for again.
+        """
         for seq in [s for s in self.pending if s <= self.applied]:
             del self.pending[seq]
         watch_changed = False
         while (nxt := self.pending.pop(self.applied + 1, None)) is not None:
-            watch_changed = self._apply(nxt, report) or watch_changed
+            try:
+                watch_changed = self._apply(nxt, report) or watch_changed
+            except Refused as refusal:  # the link logs and counts it
+                report.refused.append(refusal)
+                break
         return watch_changed
 
     def _apply(self, delta: Delta, report: SyncReport) -> bool:
@@ -314,8 +323,10 @@ class Replica:
         """``Ledger.apply_sync``, with a change the ledger cannot take refused as malformed."""
         try:
             return self.ledger.apply_sync(seq, changes)
-        except (sqlite3.Error, ValueError) as exc:
+        except Exception as exc:
             # undone by the ledger; central sends it again when asked, and is told why meanwhile
+            if not isinstance(exc, sqlite3.Error | ValueError):
+                log.exception("%s %d failed in a way no check foresaw", what, seq)
             raise Refused(Refusal.MALFORMED, f"{what} {seq} cannot be applied: {exc}") from exc
 
 
