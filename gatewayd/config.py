@@ -66,6 +66,13 @@ class TimingSection(Section):
     withdraw_s: float = Field(
         15.0, gt=0, le=600, description="Close behind a released vehicle that never passed."
     )
+    leave_s: float = Field(
+        3.0,
+        gt=0,
+        le=60,
+        description="Arrival loop clear this long before a decision: the truck left (a shorter "
+        "gap is one vehicle, tractor and trailer).",
+    )
     ledger_timeout_s: float = Field(5.0, gt=0, description="Alert when a commit takes longer.")
     tick_ms: int = Field(50, ge=5, le=1000, description="How often deadlines are checked.")
 

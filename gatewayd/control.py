@@ -66,9 +66,14 @@ async def _answer(lane: Lane, request: Any) -> dict[str, Any]:
             return {"error": f"no held or rejected pass at the lane (lane is {phase.value})"}
         if action == "hold" and phase is not Phase.COLLECTING:
             return {"error": f"no pass being checked at the lane (lane is {phase.value})"}
+        assert tx is not None  # a held or collecting lane has its pass
+        wanted = request.get("pass_id")
+        if wanted is not None and wanted != tx.pass_id:
+            return {"error": f"pass {wanted} is not the one at the lane ({tx.pass_id})"}
         override_id = f"OV-{uuid.uuid4().hex[:12]}"
-        lane.emit(Override(action, officer.strip(), reason.strip(), override_id))
-        return {"accepted": True, "override_id": override_id, "pass_id": tx.pass_id if tx else None}
+        # bound to the pass seen now: if the truck changes before the core takes it, refused
+        lane.emit(Override(action, officer.strip(), reason.strip(), override_id, tx.pass_id))
+        return {"accepted": True, "override_id": override_id, "pass_id": tx.pass_id}
     return {"error": f"unknown cmd {cmd!r}"}
 
 

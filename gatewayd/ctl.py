@@ -68,6 +68,12 @@ def override(
     action: Annotated[str, typer.Argument(help="release or hold")],
     officer: Annotated[str, typer.Option(help="Officer id (audited).")],
     reason: Annotated[str, typer.Option(help="Why (audited).")],
+    pass_id: Annotated[
+        str | None,
+        typer.Option(
+            "--pass", help="The pass meant (from `status`); refused if another is at the lane."
+        ),
+    ] = None,
     config: ConfigOpt = None,
     socket: SocketOpt = None,
 ) -> None:
@@ -75,11 +81,10 @@ def override(
     if action not in ("release", "hold"):
         typer.echo("action must be release or hold", err=True)
         raise typer.Exit(2)
-    _ask(
-        config,
-        socket,
-        {"cmd": "override", "action": action, "officer": officer, "reason": reason},
-    )
+    request = {"cmd": "override", "action": action, "officer": officer, "reason": reason}
+    if pass_id is not None:
+        request["pass_id"] = pass_id
+    _ask(config, socket, request)
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ import gc
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -58,7 +58,7 @@ from gatewayd.events import (
 from gatewayd.judge import Policy, ReadingKind
 from gatewayd.lane import RELAY, LaneCore, LaneSettings
 from gatewayd.ledger import Ledger
-from gatewayd.reasons import Outcome, Reason
+from gatewayd.reasons import Code, Outcome, Reason
 from gatewayd.sources import DisplaySink, PassAware, ReadingSource, SealActuator, Triggered
 
 log = logging.getLogger(__name__)
@@ -173,6 +173,7 @@ class Lane:
             barrier_timeout_s=c.timing.barrier_timeout_s,
             settle_s=c.timing.settle_s,
             withdraw_s=c.timing.withdraw_s,
+            leave_s=c.timing.leave_s,
             ledger_timeout_s=c.timing.ledger_timeout_s,
         )
         self.core = LaneCore(settings, new_pass_id(c.lane.id))
@@ -345,11 +346,15 @@ class Lane:
                 await self._handle(DocumentsLoaded(command.note_id, docs), 0.0, cause)
             case CommitPass():
                 self._timings_start(command.record, cause)
-                outcome, reasons = await self.commit_pass(command.record)
+                outcome, reasons = await self._ledger_write(
+                    command.record, self.commit_pass(command.record)
+                )
                 await self._committed(command.record.pass_id, outcome, reasons, cause)
             case AuditOverride():
                 self._timings_start(command.record, cause)
-                outcome, reasons = await self._db(self.ledger.audit_override, command)
+                outcome, reasons = await self._ledger_write(
+                    command.record, self._db(self.ledger.audit_override, command)
+                )
                 self._outbox_changed()
                 await self._committed(command.pass_id, outcome, reasons, cause)
             case PassClosed():
@@ -381,6 +386,18 @@ class Lane:
         await self._handle(PassCommitted(pass_id, outcome, reasons), 0.0, cause)
         if outcome is not Outcome.RELEASE:
             self._decided(pass_id, outcome)
+
+    async def _ledger_write(
+        self, record: PassRecord, write: Awaitable[tuple[Outcome, tuple[Reason, ...]]]
+    ) -> tuple[Outcome, tuple[Reason, ...]]:
+        """A pass written to the ledger, or, when the ledger fails (disk full, I/O error), a
+        hold: the core must hear an answer, or it would wait for one forever."""
+        try:
+            return await write
+        except Exception:
+            # the record goes to the log whole: the ledger could not keep it
+            log.exception("ledger could not write pass %s: %r", record.pass_id, record)
+            return Outcome.HOLD, (*record.reasons, Reason(Code.DEVICE_FAULT, "ledger"))
 
     async def _relay(self, action: Any, what: str) -> bool:
         try:

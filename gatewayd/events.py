@@ -112,12 +112,14 @@ class DeviceRecovered:
 
 @dataclass(frozen=True)
 class Override:
-    """An officer's audited decision on the pass at the lane."""
+    """An officer's audited decision on one pass; refused unless that pass is still the one
+    at the lane when the core takes it (the truck may have changed meanwhile)."""
 
     action: Literal["release", "hold"]
     officer: str
     reason: str
     override_id: str
+    pass_id: str
 
 
 @dataclass(frozen=True)

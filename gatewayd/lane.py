@@ -93,6 +93,7 @@ class LaneSettings:
     barrier_timeout_s: float = 4.0
     settle_s: float = 5.0  # loops quiet this long after the first exit: close anyway
     withdraw_s: float = 15.0  # released vehicle gone without passing: close after this
+    leave_s: float = 3.0  # arrival loop clear this long before a decision: the truck left
     ledger_timeout_s: float = 5.0
 
 
@@ -111,6 +112,7 @@ class Transaction:
     vehicles_in: int = 1
     exits: int = 0
     arrival_cleared: bool = False
+    arrival_cleared_at: float | None = None  # while collecting: since when the loop is clear
     tailgate_alerted: bool = False
 
 
@@ -198,6 +200,8 @@ class LaneCore:
         if event.loop == "arrival":
             if event.occupied and self.phase is Phase.IDLE:
                 out += self._open(now)
+            elif event.occupied and self.phase is Phase.COLLECTING and tx:
+                out += self._back_on_arrival(tx, now)
             elif event.occupied and self.phase is Phase.HELD and tx and tx.arrival_cleared:
                 out += self._finish(now)  # the held truck left; this is the next one
             elif event.occupied and self.phase in (Phase.RELEASED, Phase.CLOSING) and tx:
@@ -209,18 +213,30 @@ class LaneCore:
                         out.append(Alert("TAILGATING", message, tx.pass_id))
             elif not event.occupied and tx is not None:
                 tx.arrival_cleared = True
+                if self.phase is Phase.COLLECTING:
+                    tx.arrival_cleared_at = now
                 if self.phase is Phase.HELD:
                     out += self._finish(now)  # the held truck drove off to inspection
         elif event.loop == "exit" and not event.occupied and tx is not None:
             if self.phase in (Phase.RELEASED, Phase.CLOSING):
                 tx.exits += 1
         elif event.loop == "safety" and event.occupied and self.phase is Phase.CLOSING:
-            # something moved under a closing barrier: reverse (the release still stands)
-            out += self._lift(now)
+            # something moved under a closing barrier: reverse (the release still stands, but
+            # the light stays red: it may be a second vehicle)
+            out += self._lift(now, green=False)
             self.phase = Phase.RELEASED
         out += self._maybe_close(now)
-        out += self._secure_idle(now)
+        out += self._secure(now)
         return out
+
+    def _back_on_arrival(self, tx: Transaction, now: float) -> list[Command]:
+        """The arrival loop occupied again while a pass collects readings."""
+        cleared_at, tx.arrival_cleared_at = tx.arrival_cleared_at, None
+        if cleared_at is None or now - cleared_at < self.settings.leave_s:
+            tx.arrival_cleared = False  # a gap in the same vehicle (tractor and trailer)
+            return []
+        # The truck left and this is another: its readings must not join the old pass.
+        return self._decide(tx, now, left=True)
 
     def _on_barrier(self, event: BarrierChanged, now: float) -> list[Command]:
         self.barrier = event.position
@@ -231,14 +247,14 @@ class LaneCore:
             out.append(Alert("DEVICE_RECOVERED", f"barrier reports {event.position} again"))
         if event.position == "closed" and self.phase is Phase.CLOSING:
             out += self._finish(now)
-        out += self._secure_idle(now)
+        out += self._secure(now)
         return out
 
-    def _lift(self, now: float) -> list[Command]:
+    def _lift(self, now: float, green: bool = True) -> list[Command]:
         if self.release_for is None:
             return []
         self.expect = Expectation("open", now + self.settings.barrier_timeout_s)
-        return [OpenBarrier(self.release_for), SetLight("green")]
+        return [OpenBarrier(self.release_for), *([SetLight("green")] if green else [])]
 
     def _lower(self, now: float) -> list[Command]:
         self.expect = Expectation("closed", now + self.settings.barrier_timeout_s)
@@ -251,19 +267,39 @@ class LaneCore:
         quiet = now - self.last_loop_change
         everyone_out = tx.exits >= tx.vehicles_in
         if tx.exits >= 1 and (everyone_out or quiet >= self.settings.settle_s):
-            self.phase = Phase.CLOSING
-            return self._lower(now)
+            return self._close(now)
         if tx.exits == 0 and not any(self.loops.values()) and quiet >= self.settings.withdraw_s:
-            self.phase = Phase.CLOSING
             message = "released vehicle left without passing"
-            return [Alert("WITHDRAWN", message, tx.pass_id), *self._lower(now)]
+            return [Alert("WITHDRAWN", message, tx.pass_id), *self._close(now)]
         return []
 
-    def _secure_idle(self, now: float) -> list[Command]:
-        """With nobody released, an open barrier goes down as soon as it safely can."""
+    def _close(self, now: float) -> list[Command]:
+        self.phase = Phase.CLOSING
+        out = self._lower(now)
+        if self.barrier == "closed":
+            # an arm that closes by itself came down already: no change will be reported
+            self.expect = None
+            out += self._finish(now)
+        return out
+
+    def _close_again(self, now: float) -> list[Command]:
+        """Closing, but the arm is not down and no longer expected to come down (it went back
+        up, or the command was lost): ask again, when nothing is under it."""
         if (
-            self.phase is Phase.IDLE
-            and self.release_for is None
+            self.phase is Phase.CLOSING
+            and self.barrier != "closed"
+            and self.expect is None
+            and not self.loops["safety"]
+            and RELAY not in self.faults
+        ):
+            return self._lower(now)
+        return []
+
+    def _secure(self, now: float) -> list[Command]:
+        """With nobody released, an open barrier goes down as soon as it safely can, whatever
+        the phase: a held truck must not face an open arm."""
+        if (
+            self.release_for is None
             and self.barrier in ("open", "moving")
             and not self.loops["safety"]
             and self.expect is None
@@ -376,10 +412,14 @@ class LaneCore:
             return []
         return self._decide(tx, now)
 
-    def _decide(self, tx: Transaction, now: float) -> list[Command]:
+    def _decide(self, tx: Transaction, now: float, left: bool = False) -> list[Command]:
         reasons = list(judge(self.policy, tx.readings, tx.docs, now, self._faulted_kinds()))
         if tx.docs_pending is not None:
+            # not known to be unknown: the ledger has not answered (a hold, not a reject)
+            reasons = [r for r in reasons if r.code is not Code.NOTE_UNKNOWN]
             reasons.append(Reason(Code.DEVICE_FAULT, "ledger did not answer"))
+        if left:
+            reasons.append(Reason(Code.READING_MISSING, "vehicle left before a decision"))
         reasons += [Reason(Code.DEVICE_FAULT, d) for d in (RELAY, BARRIER) if d in self.faults]
         record = self._record(tx, tuple(sorted(set(reasons))), now)
         tx.record = record
@@ -455,12 +495,17 @@ class LaneCore:
         else:
             text = "请前往查验区 / Proceed to inspection"
         out += [SetLight("red"), Display(text), Alert(outcome.value.upper(), codes, tx.pass_id)]
-        if not self.loops["arrival"]:
-            out += self._finish(now)  # the truck already left the lane
+        if not self.loops["arrival"] or tx.arrival_cleared:
+            # the truck already left the lane (another may be waiting: _finish opens its pass)
+            out += self._finish(now)
         return out
 
     def _on_override(self, event: Override, now: float) -> list[Command]:
         tx = self.tx
+        if tx is None or tx.pass_id != event.pass_id:
+            # the officer decided on a truck that is no longer the one at the barrier
+            at = tx.pass_id if tx else "no pass"
+            return [Alert("OVERRIDE_IGNORED", f"override for {event.pass_id}, lane has {at}")]
         if event.action == "release" and self.phase is Phase.HELD and tx and tx.record:
             if self.in_fault:
                 return [Alert("OVERRIDE_REFUSED", "lane in fault: barrier cannot be trusted")]
@@ -530,9 +575,18 @@ class LaneCore:
         ):
             out.append(Alert("DEVICE_FAULT", "ledger commit is late", tx.pass_id))
             tx.committing_since = None  # alert once; the barrier stays down meanwhile
+        if (
+            self.phase is Phase.COLLECTING
+            and tx is not None
+            and tx.arrival_cleared_at is not None
+            and now - tx.arrival_cleared_at >= self.settings.leave_s
+        ):
+            tx.arrival_cleared_at = None
+            return out + self._decide(tx, now, left=True)
         out += self._maybe_decide(now)
         out += self._maybe_close(now)
-        out += self._secure_idle(now)
+        out += self._close_again(now)
+        out += self._secure(now)
         return out
 
     # -- the interlock -----------------------------------------------------------------------

@@ -625,8 +625,13 @@ class CentralLink:
             result = "accepted"
             wanted = command.override.pass_id if command.override else None
             tx = lane.core.tx
-            if wanted is not None and (tx is None or tx.pass_id != wanted):
+            if command.override is not None and (
+                tx is None or (wanted is not None and tx.pass_id != wanted)
+            ):
                 result = "not_current"
+            # an override is bound to the pass at the lane now: if the truck changes while the
+            # ledger records the command, the core refuses it rather than apply it to the next
+            bound = wanted or (tx.pass_id if tx else "")
             fresh = await lane.in_ledger(
                 lane.ledger.record_command,
                 command.command_id,
@@ -647,7 +652,7 @@ class CentralLink:
         log.info("command %s from central: %s", command.command_id, command.action)
         if command.override is not None:
             o = command.override
-            lane.emit(Override(o.action, o.officer, o.reason, command.command_id))
+            lane.emit(Override(o.action, o.officer, o.reason, command.command_id, bound))
         else:
             await self._publish_status(client, lane, request_id=command.command_id)
 

@@ -68,6 +68,7 @@ class SimTiming:
             "barrier_timeout_s": max(4 * s, 0.5),
             "settle_s": max(5 * s, 0.2),
             "withdraw_s": max(15 * s, 0.5),
+            "leave_s": max(3 * s, 0.2),
             "ledger_timeout_s": max(5 * s, 0.5),
             "tick_ms": 10 if s < 1 else 50,
         }

@@ -128,6 +128,11 @@ async def test_an_officer_at_central_releases_a_held_pass_and_it_is_audited(
     tmp_path: Path, broker: Broker
 ) -> None:
     async with site(tmp_path, broker) as s:
+        # with no truck at the lane, an override (naming no pass) has nothing to apply to
+        await s.central.send_command(
+            LANE, "override", override={"action": "release", "officer": "王 7", "reason": "x"}
+        )
+        await eventually(lambda: s.link.stats.refused[Refusal.NOT_CURRENT.value] == 1)
         pass_id = await s.arrive()
         s.show("沪B99999", note=1)  # the plate is not the note's
         s.sources["weight"].push(WeightStable(20_000))
@@ -141,7 +146,7 @@ async def test_an_officer_at_central_releases_a_held_pass_and_it_is_audited(
             "override",
             override={"action": "release", "officer": "王 7", "reason": "x", "pass_id": "other"},
         )
-        await eventually(lambda: s.link.stats.refused[Refusal.NOT_CURRENT.value] == 1)
+        await eventually(lambda: s.link.stats.refused[Refusal.NOT_CURRENT.value] == 2)
         assert s.relay.barrier.position == "closed"
 
         command_id = await s.central.send_command(

@@ -491,7 +491,7 @@ def test_officer_override_releases_a_held_truck_through_the_audit() -> None:
     lane = core()
     commit = decide(lane, readings(kg=40_000), loaded())
     lane.handle(PassCommitted("P1", Outcome.HOLD, commit.record.reasons), NOW)
-    override = Override("release", "officer-7", "weighbridge miscalibrated", "OV1")
+    override = Override("release", "officer-7", "weighbridge miscalibrated", "OV1", "P1")
     (audit,) = lane.handle(override, NOW + 30)
     assert isinstance(audit, AuditOverride)
     assert audit.record.outcome is Outcome.RELEASE
@@ -502,6 +502,108 @@ def test_officer_override_releases_a_held_truck_through_the_audit() -> None:
 
 
 def test_override_with_no_pass_waiting_is_refused() -> None:
-    (alert,) = core().handle(Override("release", "officer-7", "why", "OV1"), NOW)
+    (alert,) = core().handle(Override("release", "officer-7", "why", "OV1", "P1"), NOW)
     assert isinstance(alert, Alert)
     assert alert.kind == "OVERRIDE_IGNORED"
+
+
+def test_override_meant_for_a_truck_that_has_gone_does_not_release_the_next() -> None:
+    lane = core()
+    commit = decide(lane, readings(plate="沪B99999"), loaded())
+    lane.handle(PassCommitted("P1", Outcome.HOLD, commit.record.reasons), NOW)
+    # the officer looks at P1; meanwhile it leaves and P2 is held too
+    lane.handle(LoopChanged("arrival", False), NOW + 5)
+    lane.handle(LoopChanged("arrival", True), NOW + 8)
+    out = feed(lane, readings(plate="沪C77777"), NOW + 9)
+    out += lane.handle(loaded(), NOW + 9)
+    (commit2,) = [c for c in out if isinstance(c, CommitPass)]
+    lane.handle(PassCommitted("P2", Outcome.HOLD, commit2.record.reasons), NOW + 9)
+    assert lane.phase is Phase.HELD
+    (alert,) = lane.handle(Override("release", "officer-7", "seen", "OV1", "P1"), NOW + 10)
+    assert isinstance(alert, Alert)
+    assert alert.kind == "OVERRIDE_IGNORED"
+    assert lane.phase is Phase.HELD
+
+
+# -- a vehicle that leaves, an arm with a mind of its own ---------------------------------------
+
+
+def test_a_truck_that_leaves_before_the_decision_is_held_and_the_next_gets_its_own_pass() -> None:
+    lane = core()
+    arrive(lane)
+    plate, boxes, *_ = readings()
+    feed(lane, [plate, boxes])
+    # a short gap on the loop is one vehicle (tractor, then trailer)
+    lane.handle(LoopChanged("arrival", False), NOW + 1)
+    assert lane.handle(LoopChanged("arrival", True), NOW + 2) == []
+    assert lane.handle(Tick(), NOW + 6) == []
+    # gone for longer: decided at once, held, naming why; nothing waits for the deadline
+    lane.handle(LoopChanged("arrival", False), NOW + 7)
+    (commit,) = lane.handle(Tick(), NOW + 10.5)
+    assert isinstance(commit, CommitPass)
+    assert commit.record.outcome is Outcome.HOLD
+    assert Reason(Code.READING_MISSING, "vehicle left before a decision") in commit.record.reasons
+    # another truck rolls up before the ledger answers: it gets a pass of its own
+    assert lane.handle(LoopChanged("arrival", True), NOW + 11) == []
+    out = lane.handle(PassCommitted("P1", Outcome.HOLD, commit.record.reasons), NOW + 11)
+    assert PassClosed("P1") in out
+    assert Capture("P2") in out
+    # and its readings are judged alone
+    out = feed(lane, readings(), NOW + 12)
+    out += lane.handle(loaded(), NOW + 12)
+    (commit2,) = [c for c in out if isinstance(c, CommitPass)]
+    assert commit2.record.pass_id == "P2"
+    assert commit2.record.outcome is Outcome.RELEASE
+
+
+def test_an_arm_that_closes_by_itself_ends_the_pass_and_the_lane_goes_on() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    lane.handle(BarrierChanged("closed"), t + 1.5)  # auto-close, before the exit loop clears
+    out = lane.handle(LoopChanged("exit", False), t + 2)
+    assert PassClosed("P1") in out
+    assert lane.phase is Phase.IDLE
+    assert kinds(lane.handle(LoopChanged("arrival", True), t + 5)) == ["Capture", "Display"]
+    assert lane.handle(Tick(), t + 12) == []  # and no false barrier fault
+    assert not lane.faults
+
+
+def test_an_arm_that_goes_back_up_while_closing_is_lowered_again() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    assert CloseBarrier() in lane.handle(LoopChanged("exit", False), t + 2)
+    lane.handle(BarrierChanged("moving"), t + 2.5)
+    lane.handle(BarrierChanged("open"), t + 3)  # its own obstacle sensor reversed it
+    out = lane.handle(Tick(), t + 6.5)  # past the barrier timeout
+    assert [a.kind for a in out if isinstance(a, Alert)] == ["DEVICE_FAULT"]
+    assert CloseBarrier() in out
+    out = lane.handle(BarrierChanged("closed"), t + 9)
+    assert PassClosed("P1") in out
+    assert not lane.faults
+
+
+def test_a_truck_held_in_front_of_an_arm_found_open_at_start_gets_it_lowered() -> None:
+    lane = core()
+    # the relay's first poll reports the loops before the limit switches
+    assert lane.handle(LoopChanged("arrival", True), NOW) == [
+        Capture("P1"),
+        Display("请出示放行单 / Show your release note"),
+    ]
+    out = lane.handle(BarrierChanged("open"), NOW + 0.1)
+    assert CloseBarrier() in out
+
+
+def test_a_ledger_that_does_not_answer_the_note_lookup_holds_instead_of_rejecting() -> None:
+    lane = core()
+    arrive(lane)
+    feed(lane, readings())  # LoadDocuments asked, never answered
+    (commit,) = lane.handle(Tick(), NOW + 20)
+    assert isinstance(commit, CommitPass)
+    assert commit.record.outcome is Outcome.HOLD
+    assert commit.record.reasons == (Reason(Code.DEVICE_FAULT, "ledger did not answer"),)

@@ -43,6 +43,7 @@ events = st.one_of(
         st.just("officer"),
         st.just("test"),
         st.sampled_from(["OV1", "OV2"]),
+        st.sampled_from(PASS_IDS),
     ),
     st.builds(DeviceFault, st.sampled_from(["relay", "eseal", "weighbridge"])),
     st.builds(DeviceRecovered, st.sampled_from(["relay", "barrier", "eseal", "weighbridge"])),

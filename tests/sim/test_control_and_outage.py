@@ -32,6 +32,14 @@ async def test_officer_releases_a_held_truck_from_the_cli_and_it_is_audited(tmp_
         await lane.truck(kg=34_000)  # 4 t over the note: held for inspection
         await lane.wait(lambda: lane.lane.core.phase is Phase.HELD)
         assert lane.relay.barrier.target == "closed"
+        # an override naming another pass (one that has left) is refused
+        code, refused = await ctl(
+            "override", "release", "--officer", "O-7", "--reason", "r", "--pass", "L1-gone",
+            "--socket", str(sock),
+        )  # fmt: skip
+        assert code == 1
+        assert "is not the one at the lane" in str(refused["error"])
+        assert lane.lane.core.phase is Phase.HELD
         code, answer = await ctl(
             "override",
             "release",
@@ -78,3 +86,26 @@ async def test_relay_outage_releases_nobody_and_the_lane_recovers_by_itself(tmp_
         await lane.wait(lambda: "relay" not in core.faults)
         lane.relay.set_loop("arrival", False)
         await lane.wait(lambda: core.phase is Phase.IDLE)
+
+
+async def test_a_ledger_that_cannot_write_holds_the_truck_and_the_lane_goes_on(
+    tmp_path: Path,
+) -> None:
+    async with running_lane(tmp_path) as lane:
+        core = lane.lane.core
+        ledger = lane.lane.ledger
+
+        def refuse_writes() -> None:  # as a full disk or a worn-out card would
+            ledger.conn.execute("PRAGMA query_only = ON")
+
+        await lane.lane.in_ledger(refuse_writes)
+        await lane.truck()  # everything matches, but the pass cannot be written
+        await lane.wait(lambda: core.phase is Phase.HELD)
+        assert core.tx is not None
+        assert core.tx.pass_id
+        assert lane.relay.barrier.target == "closed"
+        # the truck is sent to a human, and the lane takes the next one
+        lane.relay.set_loop("arrival", False)
+        await lane.wait(lambda: core.phase is Phase.IDLE)
+        lane.relay.set_loop("arrival", True)
+        await lane.wait(lambda: core.phase is Phase.COLLECTING)
