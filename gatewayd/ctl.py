@@ -81,7 +81,12 @@ def override(
     if action not in ("release", "hold"):
         typer.echo("action must be release or hold", err=True)
         raise typer.Exit(2)
-    request = {"cmd": "override", "action": action, "officer": officer, "reason": reason}
+    request: dict[str, object] = {
+        "cmd": "override",
+        "action": action,
+        "officer": officer,
+        "reason": reason,
+    }
     if pass_id is not None:
         request["pass_id"] = pass_id
     _ask(config, socket, request)
