@@ -225,7 +225,9 @@ class Topics:
 
 
 class _Loose(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="ignore", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 class _WriteOff(_Loose):

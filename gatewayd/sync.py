@@ -38,7 +38,9 @@ LineNo = Annotated[int, Field(ge=0, le=LINE_NO_MAX)]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 # -- operations ----------------------------------------------------------------------------------

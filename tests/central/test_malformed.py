@@ -12,7 +12,7 @@ import pytest
 from drivers.release_note import key_id, public_keys
 from gatewayd.envelope import Refusal, Refused, open_central
 from gatewayd.link import CentralLink
-from gatewayd.sync import LINE_NO_MAX, Delta, parse_body
+from gatewayd.sync import LINE_NO_MAX, Command, Delta, parse_body
 from sim.lane_worker import headless_config
 from tests.central.helpers import SIGNER, SITE, mqtt_settings
 
@@ -107,3 +107,23 @@ def test_a_neighbours_pass_drawing_from_line_two_to_the_seventieth_is_malformed(
     checked = CentralLink(config)._check("pass", json.dumps(message).encode())
     assert isinstance(checked, Refused)
     assert checked.reason is Refusal.MALFORMED
+
+
+COMMAND = {"schema": 1, "type": "command", "site": "site-1", "lane": "lane-01", "command_id": "c1"}
+
+
+@pytest.mark.parametrize("at", [float("nan"), float("inf"), float("-inf")])
+def test_a_command_issued_at_no_real_time_is_malformed(at: float) -> None:
+    # NaN would slip past the age check (every comparison with it is false)
+    with pytest.raises(Refused) as info:
+        parse_body({**COMMAND, "issued_at": at, "action": "status"})
+    assert info.value.reason is Refusal.MALFORMED
+    assert isinstance(parse_body({**COMMAND, "issued_at": 0.0, "action": "status"}), Command)
+
+
+@pytest.mark.parametrize("value", [float("nan"), float("inf")])
+def test_a_remaining_quantity_that_is_no_number_is_malformed(value: float) -> None:
+    op = {"op": "book_line.set", "book_id": "BK1", "line_no": 1, "remaining": value}
+    with pytest.raises(Refused) as info:
+        parse_body(delta(op))
+    assert info.value.reason is Refusal.MALFORMED
