@@ -5,6 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+# Quantities are floats: 0.3 less two draws of 0.1 leaves 0.09999999999999998. A draw is
+# covered when it exceeds the balance by no more than this (quantities carry a few decimals).
+QUANTITY_SLACK = 1e-6
+
+
+def covers(remaining: float, quantity: float) -> bool:
+    """Whether a balance covers a draw, floating-point dust aside.
+
+    >>> covers(0.3 - 0.1 - 0.1, 0.1)
+    True
+    >>> covers(0.09, 0.1)
+    False
+    """
+    return quantity <= remaining + QUANTITY_SLACK
+
 
 class NoteStatus(StrEnum):
     """Where a release note stands in the ledger."""

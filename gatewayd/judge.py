@@ -13,7 +13,7 @@ from typing import Literal
 
 from drivers.release_note import ReleaseNote
 from gatewayd import geofence, normalize
-from gatewayd.documents import NoteDocs, NoteStatus
+from gatewayd.documents import NoteDocs, NoteStatus, covers
 from gatewayd.events import ContainersRead, GpsFix, PlateRead, SealRead, WeightStable
 from gatewayd.reasons import Code, Reason
 
@@ -117,7 +117,7 @@ def _note_reasons(
     if docs.direction not in ("any", policy.direction):
         reasons.append(Reason(Code.NOTE_WRONG_DIRECTION, docs.direction))
     for line in docs.lines:
-        if line.quantity > line.remaining:
+        if not covers(line.remaining, line.quantity):
             reasons.append(
                 Reason(
                     Code.BALANCE_INSUFFICIENT,

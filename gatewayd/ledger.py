@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import sqlite_utils
 
 from gatewayd.commands import AuditOverride, PassRecord, WriteOffLine
-from gatewayd.documents import NoteDocs, NoteLine, NoteStatus, Trip
+from gatewayd.documents import QUANTITY_SLACK, NoteDocs, NoteLine, NoteStatus, Trip
 from gatewayd.normalize import container as norm_container
 from gatewayd.normalize import plate as norm_plate
 from gatewayd.reasons import Code, Outcome, Reason
@@ -490,9 +490,9 @@ class Ledger:
         short: list[Reason] = []
         for line in lines:
             cur = self.conn.execute(
-                "UPDATE book_lines SET remaining = remaining - ? "
-                "WHERE book_id = ? AND line_no = ? AND remaining >= ?",
-                (line.quantity, line.book_id, line.line_no, line.quantity),
+                "UPDATE book_lines SET remaining = MAX(0, remaining - ?) "
+                "WHERE book_id = ? AND line_no = ? AND remaining + ? >= ?",
+                (line.quantity, line.book_id, line.line_no, QUANTITY_SLACK, line.quantity),
             )
             if cur.rowcount == 1:
                 drawn.append(line)

@@ -11,8 +11,11 @@ import pytest
 
 from gatewayd.commands import AuditOverride, PassRecord, WriteOffLine
 from gatewayd.documents import NoteStatus
+from gatewayd.judge import Policy, Readings, judge
 from gatewayd.ledger import BookLineIn, Ledger, NoteIn
 from gatewayd.reasons import Code, Outcome, Reason
+
+POLICY = Policy(required=frozenset(), direction="entry")
 
 
 @pytest.fixture
@@ -111,6 +114,28 @@ def test_short_balance_writes_off_nothing_and_records_a_reject(ledger: Ledger) -
     docs = ledger.load_note("RN2")
     assert docs is not None
     assert docs.status is NoteStatus.ACTIVE
+
+
+def test_a_balance_is_drawn_to_its_end_in_decimal_parts(tmp_path: Path) -> None:
+    # 0.3 less two draws of 0.1 is 0.09999999999999998 in floating point: the third draw of
+    # 0.1 must still be covered (by the judge and by the ledger), and leave no negative dust
+    led = Ledger(tmp_path / "ledger.db")
+    led.upsert_book_lines([BookLineIn("BK9", 1, 0.3)])
+    notes = [NoteIn(f"D{i}", f"沪D0000{i}", 0, 2e9, lines=(("BK9", 1, 0.1),)) for i in range(4)]
+    led.upsert_notes(notes)
+    for i in range(3):
+        docs = led.load_note(f"D{i}")
+        assert docs is not None
+        assert judge(POLICY, Readings(), docs, 1e9, {}) == (), i
+        assert led.commit_pass(release(f"P{i}", f"D{i}", (("BK9", 1, 0.1),))) == (
+            Outcome.RELEASE,
+            (),
+        )
+    assert remaining(led)[("BK9", 1)] == 0.0
+    # and the balance, once spent, covers nothing more
+    outcome, reasons = led.commit_pass(release("P3", "D3", (("BK9", 1, 0.1),)))
+    assert outcome is Outcome.REJECT
+    assert [r.code for r in reasons] == [Code.BALANCE_INSUFFICIENT]
 
 
 def test_balance_can_never_go_negative(ledger: Ledger) -> None:
