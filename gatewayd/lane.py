@@ -204,13 +204,10 @@ class LaneCore:
                 out += self._back_on_arrival(tx, now)
             elif event.occupied and self.phase is Phase.HELD and tx and tx.arrival_cleared:
                 out += self._finish(now)  # the held truck left; this is the next one
-            elif event.occupied and self.phase in (Phase.RELEASED, Phase.CLOSING) and tx:
-                if tx.arrival_cleared:
-                    tx.vehicles_in += 1
-                    if not tx.tailgate_alerted:
-                        tx.tailgate_alerted = True
-                        message = "second vehicle behind a released one"
-                        out.append(Alert("TAILGATING", message, tx.pass_id))
+            elif event.occupied and self.phase is Phase.RELEASED and tx and tx.arrival_cleared:
+                out += self._tailgater(tx)
+            # (in CLOSING, a truck on the arrival loop is the next one waiting: its pass opens
+            # once the arm is down)
             elif not event.occupied and tx is not None:
                 tx.arrival_cleared = True
                 if self.phase is Phase.COLLECTING:
@@ -225,9 +222,19 @@ class LaneCore:
             # the light stays red: it may be a second vehicle)
             out += self._lift(now, green=False)
             self.phase = Phase.RELEASED
+            if tx is not None and tx.arrival_cleared and self.loops["arrival"]:
+                out += self._tailgater(tx)  # the truck waiting behind drove in under the arm
         out += self._maybe_close(now)
         out += self._secure(now)
         return out
+
+    def _tailgater(self, tx: Transaction) -> list[Command]:
+        """A second vehicle on a released pass: the barrier waits for it too, and says so."""
+        tx.vehicles_in += 1
+        if tx.tailgate_alerted:
+            return []
+        tx.tailgate_alerted = True
+        return [Alert("TAILGATING", "second vehicle behind a released one", tx.pass_id)]
 
     def _back_on_arrival(self, tx: Transaction, now: float) -> list[Command]:
         """The arrival loop occupied again while a pass collects readings."""

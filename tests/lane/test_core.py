@@ -447,6 +447,42 @@ def test_vehicle_under_a_closing_barrier_reverses_it() -> None:
     assert not any(isinstance(c, CloseBarrier) for c in lane.handle(Tick(), t + 60))
 
 
+def test_the_next_truck_waiting_while_the_arm_closes_gets_its_own_pass_not_an_alarm() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    assert CloseBarrier() in lane.handle(LoopChanged("exit", False), t + 2)
+    assert lane.handle(LoopChanged("arrival", True), t + 2.5) == []  # the next truck queues
+    out = lane.handle(BarrierChanged("closed"), t + 4)
+    assert out == [
+        PassClosed("P1"),
+        Capture("P2"),
+        Display("请出示放行单 / Show your release note"),
+    ]
+
+
+def test_a_waiting_truck_that_drives_in_under_the_closing_arm_is_a_tailgater() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    lane.handle(LoopChanged("exit", False), t + 2)
+    lane.handle(LoopChanged("arrival", True), t + 2.5)
+    out = lane.handle(LoopChanged("safety", True), t + 3)
+    # the arm goes back up rather than onto it, the light stays red, and it is reported
+    assert OpenBarrier("P1") in out
+    assert SetLight("green") not in out
+    assert [a.kind for a in out if isinstance(a, Alert)] == ["TAILGATING"]
+    # the arm waits for it to leave as well
+    feed(lane, [LoopChanged("arrival", False), LoopChanged("exit", True)], t + 4)
+    out = lane.handle(LoopChanged("safety", False), t + 4.5)
+    out += lane.handle(LoopChanged("exit", False), t + 5)
+    assert CloseBarrier() in out
+
+
 def test_released_truck_that_never_passes_gets_the_barrier_closed_after_a_while() -> None:
     lane = core()
     _released(lane)
