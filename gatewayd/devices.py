@@ -5,7 +5,8 @@ A device that reports only changes (a seal entering the reader's field, a weight
 have reported before the truck tripped the arrival loop; such a source keeps its current
 reading and repeats it when the lane opens a pass (``trigger``), so nothing depends on which
 sensor a truck reaches first. Only a reading taken since the last pass closed is repeated, and
-never one from before a reconnect: closing a pass and going down both forget it.
+never one from before a reconnect: closing a pass and going down both forget it (the
+weighbridge, which sees its deck move, keeps a weight that settled after the last truck left).
 """
 
 from __future__ import annotations
@@ -96,24 +97,53 @@ class WeighbridgeSource(DriverSource[Any]):
 
     Motion, overload and negative readings are never weights, and a stable weight below
     ``min_vehicle_kg`` is the empty deck, not a truck.
+
+    The scale reports a settled weight once. In a queue the next truck may settle on the deck
+    while the last pass is still open (its truck beyond the barrier, the arm not yet down); the
+    deck was empty in between, so that weight is the next truck's and is kept for its pass.
     """
 
     def __init__(self, device: Weighbridge, *, name: str, min_vehicle_kg: float) -> None:
         super().__init__(name, "weight", lambda r, s: device.supervisor(r, s, name=name))
         self.device = device
         self.min_vehicle_kg = min_vehicle_kg
+        self._pass_weight: Event | None = None  # the first weight the open pass had
+        self._emptied_since = False  # the deck was empty after that weight
 
     def convert(self, reading: Any) -> Event | None:
         if isinstance(reading, StableWeight):
             if reading.kg < self.min_vehicle_kg:
-                self.current = None
+                self._run_over(emptied=True)
                 return None
-            return WeightStable(reading.kg)
-        if isinstance(reading, ScaleStatus) or (
-            isinstance(reading, WeightReading) and reading.motion
-        ):
-            self.current = None  # the settled run is over
+            event = WeightStable(reading.kg)
+            if self._pass_weight is None:
+                self._pass_weight = event
+            return event
+        if isinstance(reading, WeightReading):
+            gross = reading.gross_kg
+            if gross is not None and gross < self.min_vehicle_kg:
+                self._run_over(emptied=True)
+            elif reading.motion:
+                self._run_over(emptied=False)
+        elif isinstance(reading, ScaleStatus):
+            self._run_over(emptied=False)
         return None
+
+    def _run_over(self, emptied: bool) -> None:
+        self.current = None  # the settled run is over
+        if emptied and self._pass_weight is not None:
+            self._emptied_since = True
+
+    def trigger(self, pass_id: str) -> None:
+        """A pass opened: its truck's weight is the one on the deck now, or the next to settle."""
+        self._pass_weight, self._emptied_since = self.current, False
+        super().trigger(pass_id)
+
+    def pass_closed(self, pass_id: str) -> None:
+        """Forget the closed pass's weight, but not one that settled after its truck left."""
+        if not (self._emptied_since and self.current is not None):
+            self.current = None
+        self._pass_weight, self._emptied_since = None, False
 
 
 class EsealSource(DriverSource[Any]):
