@@ -56,11 +56,20 @@ class NoteBody(_Body):
     gross_kg: float | None = Field(None, ge=0, description="Declared gross weight.")
     tolerance_kg: float = Field(0.0, ge=0, description="Allowed weight difference.")
     direction: Literal["entry", "exit", "any"] = Field("any", description="Where usable.")
-    lines: list[tuple[str, LineNo, float]] = Field(
+    lines: list[tuple[str, LineNo, Annotated[float, Field(gt=0)]]] = Field(
         default_factory=list, max_length=100, description="(book id, line no, quantity) drawn."
     )
     trip_id: str | None = Field(None, description="Transit trip the pass must close.")
     status: Literal["active", "used", "revoked"] = Field("active", description="Status.")
+
+    @model_validator(mode="after")
+    def _one_draw_per_line(self) -> NoteBody:
+        # a line named twice would be drawn twice but held pending once (and a negative or
+        # zero quantity would be no draw at all)
+        seen = [(book, line) for book, line, _ in self.lines]
+        if len(set(seen)) != len(seen):
+            raise ValueError("an account-book line is named twice")
+        return self
 
     def to_note_in(self) -> NoteIn:
         """The ledger's form of the note."""

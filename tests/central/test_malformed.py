@@ -127,3 +127,17 @@ def test_a_remaining_quantity_that_is_no_number_is_malformed(value: float) -> No
     with pytest.raises(Refused) as info:
         parse_body(delta(op))
     assert info.value.reason is Refusal.MALFORMED
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [[["BK1", 1, 5.0], ["BK1", 1, 3.0]], [["BK1", 1, -5.0]], [["BK1", 1, 0.0]]],
+    ids=["line-twice", "negative", "zero"],
+)
+def test_a_note_drawing_a_line_twice_or_no_positive_quantity_is_malformed(
+    lines: list[list[object]],
+) -> None:
+    with pytest.raises(Refused) as info:
+        parse_body(delta({"op": "note.upsert", "note": {**NOTE, "lines": lines}}))
+    assert info.value.reason is Refusal.MALFORMED
+    parse_body(delta({"op": "note.upsert", "note": {**NOTE, "lines": [["BK1", 1, 5.0]]}}))
