@@ -28,6 +28,9 @@ TCP_SCHEME = "tcp://"
 # anything else with "://" would only fail when the port is opened
 PYSERIAL_SCHEMES = frozenset({"alt", "cp2110", "hwgrep", "loop", "rfc2217", "socket", "spy"})
 FIRST_REOPEN_S = 0.25  # a port that failed is tried again this soon, then less often
+# a network port whose host is gone answers nothing: without a bound, a connect waits for the
+# kernel's own (minutes), and the device is not reported down or tried again meanwhile
+CONNECT_TIMEOUT_S = 5.0
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -114,8 +117,10 @@ async def open_line(
     bytesize: int = 8,
     parity: str = "N",
     stopbits: int = 1,
+    connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """Open ``port`` and close it on exit; raises OSError when it cannot be opened.
+    """Open ``port`` and close it on exit; raises OSError when it cannot be opened (or does
+    not answer within ``connect_timeout_s``).
 
     A serial port is opened by pyserial in an executor (a slow open never blocks the loop)
     and locked for this process: a second reader (a technician's ``device read`` while the
@@ -125,17 +130,21 @@ async def open_line(
     """
     tcp = parse_tcp(port)
     writer: asyncio.StreamWriter
-    if tcp is not None:
-        reader, writer = await asyncio.open_connection(*tcp)
-    else:
-        reader, writer = await serial_asyncio_fast.open_serial_connection(
-            url=port,
-            baudrate=baudrate,
-            bytesize=bytesize,
-            parity=parity,
-            stopbits=stopbits,
-            exclusive=True,
-        )
+    try:
+        async with asyncio.timeout(connect_timeout_s):
+            if tcp is not None:
+                reader, writer = await asyncio.open_connection(*tcp)
+            else:
+                reader, writer = await serial_asyncio_fast.open_serial_connection(
+                    url=port,
+                    baudrate=baudrate,
+                    bytesize=bytesize,
+                    parity=parity,
+                    stopbits=stopbits,
+                    exclusive=True,
+                )
+    except TimeoutError:
+        raise OSError(f"{port}: no answer within {connect_timeout_s:g} s") from None
     try:
         serial = writer.transport.get_extra_info("serial")
         # socket:// is carried on an asyncio socket, its pyserial port never opened: a new

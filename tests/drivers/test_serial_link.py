@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,31 @@ async def test_tcp_host_port_opens_a_socket() -> None:
         port = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         async with open_serial(SerialPortSettings(port=port)) as (reader, _writer):
             assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"$GPTXT,hello*00\r\n"
+
+
+async def test_a_network_port_that_does_not_answer_fails_within_the_connect_timeout() -> None:
+    # a listener whose accept queue is full drops new connections: the connect hangs, as to a
+    # host that has gone away
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)
+    address = listener.getsockname()
+    fillers = [socket.socket() for _ in range(3)]
+    for f in fillers:
+        f.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            f.connect(address)
+    try:
+        for scheme in ("tcp", "socket"):
+            loop = asyncio.get_running_loop()
+            started = loop.time()
+            with pytest.raises(OSError, match=r"no answer within 0\.5 s"):
+                async with open_line(f"{scheme}://127.0.0.1:{address[1]}", connect_timeout_s=0.5):
+                    pass
+            assert loop.time() - started < 2.0, scheme
+    finally:
+        for s in (*fillers, listener):
+            s.close()
 
 
 @pytest.mark.parametrize(
