@@ -369,14 +369,18 @@ def _apply_ops(ledger: Ledger, ops: list[Any]) -> bool:
 
 def _apply_snapshot(ledger: Ledger, ops: list[Any]) -> None:
     """Make the documents what the snapshot lists: notes it lacks are revoked, the watch list
-    is replaced; everything else is upserted as in a delta."""
+    is replaced; everything else is upserted as in a delta. Its confirmations go first: the
+    balances it sets already count those passes, whose draws must not be taken off again."""
+    ledger.confirm_passes(op.pass_id for op in ops if isinstance(op, PassConfirm))
     notes = [op.note.to_note_in() for op in ops if isinstance(op, NoteUpsert)]
     ledger.upsert_notes(notes)
     ledger.revoke_notes_except(n.note_id for n in notes)
     ledger.replace_watchlist(
         (op.kind, op.value, op.reason) for op in ops if isinstance(op, WatchAdd)
     )
-    _apply_ops(ledger, [op for op in ops if not isinstance(op, NoteUpsert | WatchAdd)])
+    _apply_ops(
+        ledger, [op for op in ops if not isinstance(op, NoteUpsert | WatchAdd | PassConfirm)]
+    )
 
 
 _OPS: TypeAdapter[list[Any]] = TypeAdapter(list[Op])

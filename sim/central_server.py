@@ -67,6 +67,7 @@ class SimCentralServer:
         # the site's documents
         self.notes: dict[str, dict[str, Any]] = {}
         self.used_by: dict[str, str] = {}
+        self.counted: list[str] = []  # releases counted in the balances, in order
         self.book_lines: dict[tuple[str, int], dict[str, Any]] = {}
         self.trips: dict[str, dict[str, Any]] = {}
         self.watch: dict[tuple[str, str], str] = {}
@@ -131,6 +132,9 @@ class SimCentralServer:
             {"op": "watch.add", "kind": k, "value": v, "reason": r}
             for (k, v), r in self.watch.items()
         ]
+        # the balances above count these releases: a lane that missed their deltas must not
+        # keep their draws pending (and take them off every balance central sends again)
+        ops += [{"op": "pass.confirm", "pass_id": p} for p in self.counted]
         return ops
 
     def adopt_ledger(self, path: Path) -> None:
@@ -289,6 +293,7 @@ class SimCentralServer:
 
     def _count_release(self, record: dict[str, Any]) -> None:
         pass_id = record["pass_id"]
+        self.counted.append(pass_id)
         ops: list[dict[str, Any]] = [{"op": "pass.confirm", "pass_id": pass_id}]
         note_id = record.get("note_id")
         note = self.notes.get(note_id) if note_id else None

@@ -169,3 +169,30 @@ def test_pruning_keeps_every_undelivered_row_and_the_newest_delivered(ledger: Le
     assert ledger.prune_outbox(before=0.0, keep=1) == 2  # beyond the newest kept
     assert ledger.outbox_counts() == (4, 1)
     assert [r.key for r in ledger.outbox_pending(100)] == ["k6", "k7", "k8", "k9"]
+
+
+def test_a_snapshot_after_missed_confirmations_leaves_the_balances_as_central_counts_them(
+    tmp_path: Path,
+) -> None:
+    central = SimCentralServer(SIGNER, SITE, "127.0.0.1", 1)
+    central.change(site_documents(10))
+    led = Ledger(tmp_path / "lane.db", synchronous="OFF")
+    install(led, central.seq, central.snapshot_ops())
+    record = release("P1", "N00001", qty=5.0)
+    assert led.commit_pass(record)[0] is Outcome.RELEASE
+    assert remaining(led, "BK01") == 100_000 - 5
+    # central counts it (the delta with its confirmation), the lane misses that delta and is
+    # answered with a snapshot whose balance already counts the release
+    central._count_release(record.as_dict())
+    snapshot = {"schema": 1, "type": "snapshot", "site": SITE, "lane": "lane-01"}
+    part = {"snapshot_id": "s1", "part": 1, "parts": 1, "issued_at": 0.0}
+    parsed = parse_body({**snapshot, **part, "seq": central.seq, "ops": central.snapshot_ops()})
+    Replica(led).receive(parsed)  # type: ignore[arg-type]
+    assert remaining(led, "BK01") == 100_000 - 5  # drawn once, not twice
+    assert pending(led) == []
+    # and a later balance from central is taken as it is
+    central.change([{"op": "book_line.set", **central.book_lines[("BK01", 1)]}])
+    delta = {"schema": 1, "type": "delta", "site": SITE, "seq": central.seq, "issued_at": 0.0}
+    ops = [{"op": "book_line.set", **central.book_lines[("BK01", 1)]}]
+    Replica(led).receive(parse_body({**delta, "ops": ops}))  # type: ignore[arg-type]
+    assert remaining(led, "BK01") == 100_000 - 5
