@@ -112,7 +112,7 @@ class Transaction:
     vehicles_in: int = 1
     exits: int = 0
     arrival_cleared: bool = False
-    arrival_cleared_at: float | None = None  # while collecting: since when the loop is clear
+    arrival_cleared_at: float | None = None  # before the commit: since when the loop is clear
     tailgate_alerted: bool = False
 
 
@@ -200,7 +200,7 @@ class LaneCore:
         if event.loop == "arrival":
             if event.occupied and self.phase is Phase.IDLE:
                 out += self._open(now)
-            elif event.occupied and self.phase is Phase.COLLECTING and tx:
+            elif event.occupied and self.phase in (Phase.COLLECTING, Phase.COMMITTING) and tx:
                 out += self._back_on_arrival(tx, now)
             elif event.occupied and self.phase is Phase.HELD and tx and tx.arrival_cleared:
                 out += self._finish(now)  # the held truck left; this is the next one
@@ -210,7 +210,7 @@ class LaneCore:
             # once the arm is down)
             elif not event.occupied and tx is not None:
                 tx.arrival_cleared = True
-                if self.phase is Phase.COLLECTING:
+                if self.phase in (Phase.COLLECTING, Phase.COMMITTING):
                     tx.arrival_cleared_at = now
                 if self.phase is Phase.HELD:
                     out += self._finish(now)  # the held truck drove off to inspection
@@ -237,11 +237,13 @@ class LaneCore:
         return [Alert("TAILGATING", "second vehicle behind a released one", tx.pass_id)]
 
     def _back_on_arrival(self, tx: Transaction, now: float) -> list[Command]:
-        """The arrival loop occupied again while a pass collects readings."""
+        """The arrival loop occupied again before the pass was decided (or committed)."""
         cleared_at, tx.arrival_cleared_at = tx.arrival_cleared_at, None
         if cleared_at is None or now - cleared_at < self.settings.leave_s:
             tx.arrival_cleared = False  # a gap in the same vehicle (tractor and trailer)
             return []
+        if self.phase is not Phase.COLLECTING:
+            return []  # decided: the pass ends with the ledger's answer, and the next opens
         # The truck left and this is another: its readings must not join the old pass.
         return self._decide(tx, now, left=True)
 
@@ -588,7 +590,6 @@ class LaneCore:
             and tx.arrival_cleared_at is not None
             and now - tx.arrival_cleared_at >= self.settings.leave_s
         ):
-            tx.arrival_cleared_at = None
             return out + self._decide(tx, now, left=True)
         out += self._maybe_decide(now)
         out += self._maybe_close(now)

@@ -592,6 +592,18 @@ def test_a_truck_that_leaves_before_the_decision_is_held_and_the_next_gets_its_o
     assert commit2.record.outcome is Outcome.RELEASE
 
 
+def test_a_held_truck_whose_loop_flickers_while_the_ledger_writes_keeps_its_pass() -> None:
+    lane = core()
+    commit = decide(lane, readings(plate="沪B99999"), loaded())
+    lane.handle(LoopChanged("arrival", False), NOW + 0.1)  # the trailer coupling over the loop
+    lane.handle(LoopChanged("arrival", True), NOW + 0.3)
+    out = lane.handle(PassCommitted("P1", Outcome.HOLD, commit.record.reasons), NOW + 0.4)
+    assert lane.phase is Phase.HELD
+    assert not any(isinstance(c, Capture) for c in out)
+    assert lane.tx is not None
+    assert lane.tx.pass_id == "P1"
+
+
 def test_an_arm_that_closes_by_itself_ends_the_pass_and_the_lane_goes_on() -> None:
     lane = core()
     _released(lane)
