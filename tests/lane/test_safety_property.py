@@ -6,7 +6,14 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gatewayd.commands import AuditOverride, CloseBarrier, CommitPass, OpenBarrier
+from gatewayd.commands import (
+    AuditOverride,
+    CloseBarrier,
+    Command,
+    CommitPass,
+    LoadDocuments,
+    OpenBarrier,
+)
 from gatewayd.documents import NoteStatus
 from gatewayd.events import (
     BarrierChanged,
@@ -18,6 +25,7 @@ from gatewayd.events import (
     PassCommitted,
     Tick,
 )
+from gatewayd.lane import LaneCore, Phase
 from gatewayd.reasons import Code, Outcome, Reason
 
 from .helpers import CENTRAL, INSIDE, NOW, OUTSIDE, core, docs, gps, loaded, note, readings, unknown
@@ -100,3 +108,80 @@ def test_barrier_safety_holds_for_any_event_sequence(data: st.DataObject) -> Non
                 asked_release.add(command.record.pass_id)
             if isinstance(command, AuditOverride) and command.action == "release":
                 asked_release.add(command.pass_id)
+
+
+def _answer(lane: LaneCore, commands: list[Command], now: float) -> list[Command]:
+    """What the world answers: the ledger commits what it is asked to, and the arm goes where
+    it is sent, its limit switch reporting only a change (as a relay's inputs do). Returns the
+    commands those answers call for."""
+    out: list[Command] = []
+    for c in commands:
+        match c:
+            case CommitPass() | AuditOverride():
+                record = c.record
+                out += lane.handle(
+                    PassCommitted(record.pass_id, record.outcome, record.reasons), now
+                )
+            case LoadDocuments():
+                out += lane.handle(loaded(), now)
+            case OpenBarrier() if lane.barrier != "open":
+                out += lane.handle(BarrierChanged("open"), now)
+            case CloseBarrier() if lane.barrier != "closed":
+                out += lane.handle(BarrierChanged("closed"), now)
+    return out
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_whatever_happened_the_lane_comes_back_and_serves_the_next_truck(
+    data: st.DataObject,
+) -> None:
+    # Liveness: after any sequence of events (answered or not), once the ledger has answered,
+    # the devices are back, the lane is empty and time passes, the lane is idle with its arm
+    # down, and the next clean truck is released.
+    lane = core(decision_deadline_s=60.0)
+    now = NOW
+    unanswered: list[Command] = []
+    arm: Command = CloseBarrier()
+    script = 0
+    for _ in range(data.draw(st.integers(5, 120), label="steps")):
+        # mostly an ordinary pass, as in the safety test, so that every phase is reached
+        if data.draw(st.integers(0, 9)) < 7:
+            step = SCRIPT[script % len(SCRIPT)]
+            script += 1
+        else:
+            step = data.draw(events)
+        if step == COMMIT:
+            step = PassCommitted(lane.tx.pass_id if lane.tx else "P1", Outcome.RELEASE, ())
+        assert not isinstance(step, str)
+        now += data.draw(st.sampled_from([0.05, 0.5, 3.0, 25.0]))
+        for c in lane.handle(step, now):
+            if isinstance(c, CommitPass | AuditOverride):
+                unanswered.append(c)
+            elif isinstance(c, OpenBarrier | CloseBarrier):
+                arm = c  # where the arm was last sent, whether or not it went
+    # the world settles: every device back, the lane empty, the arm where it was last sent,
+    # the ledger's answers in
+    pending = list(unanswered)
+    for device in ("relay", "barrier", "eseal", "weighbridge"):
+        pending += lane.handle(DeviceRecovered(device), now)
+    for loop in ("arrival", "safety", "exit"):
+        pending += lane.handle(LoopChanged(loop, False), now)
+    position = "open" if isinstance(arm, OpenBarrier) else "closed"
+    pending += lane.handle(BarrierChanged(position), now)  # as a relay reconnecting reports it
+    for _ in range(120):  # past every deadline and timeout
+        now += 1.0
+        pending = _answer(lane, [*pending, *lane.handle(Tick(), now)], now)
+        if lane.phase is Phase.IDLE and not pending:
+            break
+    assert lane.phase is Phase.IDLE, lane.phase
+    assert lane.barrier == "closed"
+    assert not lane.faults
+    # and a clean truck goes through
+    out = lane.handle(LoopChanged("arrival", True), now)
+    for event in [*readings(), loaded()]:
+        out += lane.handle(event, now)
+    commits = [c for c in out if isinstance(c, CommitPass)]
+    assert [c.record.outcome for c in commits] == [Outcome.RELEASE]
+    out = lane.handle(PassCommitted(commits[0].record.pass_id, Outcome.RELEASE, ()), now)
+    assert OpenBarrier(commits[0].record.pass_id) in out
