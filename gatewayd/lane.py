@@ -262,12 +262,19 @@ class LaneCore:
     def _lift(self, now: float, green: bool = True) -> list[Command]:
         if self.release_for is None:
             return []
-        self.expect = Expectation("open", now + self.settings.barrier_timeout_s)
+        self._expect("open", now)
         return [OpenBarrier(self.release_for), *([SetLight("green")] if green else [])]
 
     def _lower(self, now: float) -> list[Command]:
-        self.expect = Expectation("closed", now + self.settings.barrier_timeout_s)
+        self._expect("closed", now)
         return [SetLight("red"), CloseBarrier()]
+
+    def _expect(self, position: BarrierPosition, now: float) -> None:
+        # an arm already there reports no change: waiting for one would be a false fault
+        if self.barrier == position:
+            self.expect = None
+        else:
+            self.expect = Expectation(position, now + self.settings.barrier_timeout_s)
 
     def _maybe_close(self, now: float) -> list[Command]:
         tx = self.tx
@@ -287,7 +294,6 @@ class LaneCore:
         out = self._lower(now)
         if self.barrier == "closed":
             # an arm that closes by itself came down already: no change will be reported
-            self.expect = None
             out += self._finish(now)
         return out
 

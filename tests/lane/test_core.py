@@ -636,6 +636,20 @@ def test_an_arm_that_goes_back_up_while_closing_is_lowered_again() -> None:
     assert not lane.faults
 
 
+def test_an_arm_already_up_when_a_closing_is_reversed_is_no_barrier_fault() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    lane.handle(LoopChanged("exit", False), t + 2)  # closing...
+    lane.handle(BarrierChanged("open"), t + 2.2)  # ...the arm's own sensor sent it back up
+    out = lane.handle(LoopChanged("safety", True), t + 2.5)  # and something is under it
+    assert OpenBarrier("P1") in out
+    assert lane.handle(Tick(), t + 10) == []  # the arm is where it was sent: no fault
+    assert not lane.faults
+
+
 def test_a_truck_held_in_front_of_an_arm_found_open_at_start_gets_it_lowered() -> None:
     lane = core()
     # the relay's first poll reports the loops before the limit switches
