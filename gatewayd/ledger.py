@@ -253,7 +253,8 @@ class Ledger:
 
     def upsert_notes(self, notes: Iterable[NoteIn], now: float | None = None) -> None:
         """Insert or replace release notes. A used note keeps its used status, and a note sent
-        as active that a neighbour's release already named (site_passes) arrives used."""
+        as active that a release already named arrives used: a neighbour's (site_passes), or
+        this lane's own (an officer's release of a note the lane did not hold yet)."""
         at = time.time() if now is None else now
         rows = [self._note_row(n, at) for n in notes]
         with self._transaction():
@@ -266,10 +267,12 @@ class Ledger:
                 elif row["status"] == "active":
                     # the neighbour's release may come before the note (a late delta, a
                     # snapshot, reordering); central's own used or revoked stands as sent
+                    release = Outcome.RELEASE.value
                     released = self.conn.execute(
-                        "SELECT pass_id FROM site_passes WHERE note_id = ? AND decision = ? "
-                        "ORDER BY seen_at, pass_id LIMIT 1",
-                        (row["note_id"], Outcome.RELEASE.value),
+                        "SELECT pass_id FROM passes WHERE note_id = ? AND outcome = ? "
+                        "UNION ALL SELECT pass_id FROM site_passes WHERE note_id = ? "
+                        "AND decision = ? LIMIT 1",
+                        (row["note_id"], release, row["note_id"], release),
                     ).fetchone()
                     if released is not None:
                         row["status"], row["used_by"] = "used", released[0]

@@ -224,6 +224,25 @@ def test_override_release_of_a_short_note_uses_it_and_draws_only_what_is_covered
     assert json.loads(payload)["trip_id"] == "TR1"
 
 
+def test_a_note_an_officer_released_before_the_lane_held_it_arrives_used(ledger: Ledger) -> None:
+    # the lane has not received RN9 yet; the officer checks the papers and releases the truck
+    record = replace(release("P1", "RN9", (("BK1", 1, 5.0),)), outcome=Outcome.HOLD)
+    audit = AuditOverride("P1", "release", "officer-7", "papers checked", "OV1", record)
+    ledger.commit_pass(record)
+    outcome, reasons = ledger.audit_override(
+        replace(audit, record=replace(record, outcome=Outcome.RELEASE))
+    )
+    assert outcome is Outcome.RELEASE
+    assert Reason(Code.NOTE_UNKNOWN, "RN9") in reasons
+    # then the note arrives from central as active: it is this pass's, not free for another
+    ledger.upsert_notes([NoteIn("RN9", "沪A12345", 0, 2e9, lines=(("BK1", 1, 5.0),))])
+    docs = ledger.load_note("RN9")
+    assert docs is not None
+    assert docs.status is NoteStatus.USED
+    outcome, reasons = ledger.commit_pass(release("P2", "RN9", (("BK1", 1, 5.0),)))
+    assert (outcome, reasons) == (Outcome.REJECT, (Reason(Code.NOTE_USED, "RN9"),))
+
+
 def test_central_resending_a_used_note_keeps_it_used(ledger: Ledger) -> None:
     ledger.commit_pass(release("P1", "RN1", (("BK1", 1, 30.0),)))
     ledger.upsert_notes([NoteIn("RN1", "沪A12345", 0, 2e9)])
