@@ -119,8 +119,8 @@ async def open_line(
     stopbits: int = 1,
     connect_timeout_s: float = CONNECT_TIMEOUT_S,
 ) -> AsyncIterator[tuple[asyncio.StreamReader, asyncio.StreamWriter]]:
-    """Open ``port`` and close it on exit; raises OSError when it cannot be opened (or does
-    not answer within ``connect_timeout_s``).
+    """Open ``port`` and close it on exit; raises OSError when it cannot be opened (or, for a
+    network port, does not answer within ``connect_timeout_s``).
 
     A serial port is opened by pyserial in an executor (a slow open never blocks the loop)
     and locked for this process: a second reader (a technician's ``device read`` while the
@@ -130,8 +130,11 @@ async def open_line(
     """
     tcp = parse_tcp(port)
     writer: asyncio.StreamWriter
+    # only a network port is bounded: a device path opens or fails at once, and one cut off
+    # mid-open in its executor thread could stay open (and locked) behind our back
+    network = tcp is not None or "://" in port
     try:
-        async with asyncio.timeout(connect_timeout_s):
+        async with asyncio.timeout(connect_timeout_s if network else None):
             if tcp is not None:
                 reader, writer = await asyncio.open_connection(*tcp)
             else:
