@@ -229,8 +229,6 @@ class _RelayConnection:
         q = self.io._queue
         while not q.empty():
             item = q.get_nowait()
-            if item.done.done():
-                continue  # its caller gave up waiting
             try:
                 await self._carry_out(item)
             except BaseException as exc:
@@ -247,7 +245,9 @@ class _RelayConnection:
         try:
             for address, value in item.writes:
                 if item.done.done():
-                    return  # the caller gave up: the "off" writes go first, so stopping is safe
+                    # the caller gave up (before this command went out, or part-way: the "off"
+                    # writes go first, so stopping is safe)
+                    return
                 await self._write_coil(address, value)
         except (ModbusException, DriverError) as exc:
             error = exc if isinstance(exc, DriverError) else DriverError(str(exc))

@@ -107,18 +107,16 @@ class WeighbridgeSource(DriverSource[Any]):
         super().__init__(name, "weight", lambda r, s: device.supervisor(r, s, name=name))
         self.device = device
         self.min_vehicle_kg = min_vehicle_kg
-        self._pass_weight: Event | None = None  # the first weight the open pass had
-        self._emptied_since = False  # the deck was empty after that weight
+        self._weighed = False  # the open pass has had a weight
+        self._emptied_since = False  # the deck was empty after it
 
     def convert(self, reading: Any) -> Event | None:
         if isinstance(reading, StableWeight):
             if reading.kg < self.min_vehicle_kg:
                 self._run_over(emptied=True)
                 return None
-            event = WeightStable(reading.kg)
-            if self._pass_weight is None:
-                self._pass_weight = event
-            return event
+            self._weighed = True
+            return WeightStable(reading.kg)
         if isinstance(reading, WeightReading):
             gross = reading.gross_kg
             if gross is not None and gross < self.min_vehicle_kg:
@@ -131,19 +129,19 @@ class WeighbridgeSource(DriverSource[Any]):
 
     def _run_over(self, emptied: bool) -> None:
         self.current = None  # the settled run is over
-        if emptied and self._pass_weight is not None:
+        if emptied and self._weighed:
             self._emptied_since = True
 
     def trigger(self, pass_id: str) -> None:
         """A pass opened: its truck's weight is the one on the deck now, or the next to settle."""
-        self._pass_weight, self._emptied_since = self.current, False
+        self._weighed, self._emptied_since = self.current is not None, False
         super().trigger(pass_id)
 
     def pass_closed(self, pass_id: str) -> None:
         """Forget the closed pass's weight, but not one that settled after its truck left."""
         if not (self._emptied_since and self.current is not None):
             self.current = None
-        self._pass_weight, self._emptied_since = None, False
+        self._weighed = self._emptied_since = False
 
 
 class EsealSource(DriverSource[Any]):

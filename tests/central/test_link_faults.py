@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import contextlib
 import json
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from drivers.release_note import key_id
+from gatewayd.daemon import Lane
 from gatewayd.envelope import seal_central
 from gatewayd.ledger import Ledger
 from gatewayd.link import CentralLink, Checked
@@ -62,11 +63,7 @@ def _poison(kind: str) -> tuple[str, bytes]:
 async def test_after_a_poisoned_message_the_next_delta_is_applied_in_the_same_session(
     tmp_path: Path, broker: Broker, kind: str
 ) -> None:
-    central = new_central(broker.port)
-    lane = make_lane(tmp_path, broker.port, central)
-    async with serving(central), running(lane):
-        link = link_of(lane)
-        await subscribed(central)
+    async with session(tmp_path, broker) as (central, lane, link):
         connects = link.stats.connects
         topic, payload = _poison(kind)
         await central.publish_raw(f"gate/{SITE}/{topic}", payload)
@@ -81,12 +78,20 @@ async def test_after_a_poisoned_message_the_next_delta_is_applied_in_the_same_se
         assert link.stats.connects == connects  # one session throughout
 
 
-async def subscribed(central: SimCentralServer) -> None:
-    """Wait for the lane's first status: it is published once the lane has subscribed."""
-    await eventually(lambda: "lane-01" in central.status, what="the lane subscribed")
+@contextlib.asynccontextmanager
+async def session(
+    tmp_path: Path, broker: Broker
+) -> AsyncIterator[tuple[SimCentralServer, Lane, CentralLink]]:
+    """Central and a lane on the broker, the lane subscribed (its first status is published
+    once it has)."""
+    central = new_central(broker.port)
+    lane = make_lane(tmp_path, broker.port, central)
+    async with serving(central), running(lane):
+        await eventually(lambda: "lane-01" in central.status, what="the lane subscribed")
+        yield central, lane, link_of(lane)
 
 
-async def _used(lane: Any, note_id: str) -> bool:
+async def _used(lane: Lane, note_id: str) -> bool:
     docs = await lane.in_ledger(lane.ledger.load_note, note_id)
     return docs is not None and docs.status == "used"
 
@@ -108,11 +113,7 @@ async def test_a_neighbours_pass_that_fails_unexpectedly_is_refused_and_the_next
         monkeypatch.setattr(CentralLink, "_check_site_pass", failing(real, 1))
     else:
         monkeypatch.setattr(Ledger, "apply_site_pass", failing(Ledger.apply_site_pass, 1))
-    central = new_central(broker.port)
-    lane = make_lane(tmp_path, broker.port, central)
-    async with serving(central), running(lane):
-        link = link_of(lane)
-        await subscribed(central)
+    async with session(tmp_path, broker) as (central, lane, link):
         connects = link.stats.connects
         await central.publish_raw(f"gate/{SITE}/lane-02/pass", neighbour_pass("POISON", "N00003"))
         await central.publish_raw(f"gate/{SITE}/lane-02/pass", neighbour_pass("P4", "N00004"))
@@ -138,11 +139,7 @@ async def test_a_command_that_fails_unexpectedly_is_refused_and_the_next_one_car
         return real(self, command_id, *args, **kwargs)
 
     monkeypatch.setattr(Ledger, "record_command", record_command)
-    central = new_central(broker.port)
-    lane = make_lane(tmp_path, broker.port, central)
-    async with serving(central), running(lane):
-        link = link_of(lane)
-        await subscribed(central)
+    async with session(tmp_path, broker) as (central, _lane, link):
         connects = link.stats.connects
         await central.send_command("lane-01", "status")
         second = await central.send_command("lane-01", "status")

@@ -62,14 +62,16 @@ async def test_a_pulled_cable_closes_without_an_error(pty: PtyPort) -> None:
             pass  # the port is gone until the cable is back
 
 
-async def test_tcp_host_port_opens_a_socket() -> None:
+# tcp:// is our own socket; socket:// is pyserial's URL handler on an asyncio socket
+@pytest.mark.parametrize("scheme", ["tcp", "socket"])
+async def test_a_network_port_opens_and_reads(scheme: str) -> None:
     async def greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"$GPTXT,hello*00\r\n")
         await writer.drain()
 
     server = await asyncio.start_server(greet, "127.0.0.1", 0)
     async with server:
-        port = f"tcp://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        port = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         async with open_serial(SerialPortSettings(port=port)) as (reader, _writer):
             assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"$GPTXT,hello*00\r\n"
 
@@ -122,18 +124,6 @@ def test_every_serial_driver_takes_the_same_port_forms(make: Callable[[str], Any
     for bad in ("", "  ", "tcp://host-without-port", "tcp://:10110", "sockt://127.0.0.1:7001"):
         with pytest.raises(ValidationError):
             make(bad)
-
-
-async def test_a_pyserial_socket_url_opens_and_reads() -> None:
-    async def greet(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writer.write(b"$GPTXT,hello*00\r\n")
-        await writer.drain()
-
-    server = await asyncio.start_server(greet, "127.0.0.1", 0)
-    async with server:
-        port = f"socket://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        async with open_serial(SerialPortSettings(port=port)) as (reader, _writer):
-            assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"$GPTXT,hello*00\r\n"
 
 
 def test_a_mistyped_url_scheme_is_a_config_error_naming_it() -> None:

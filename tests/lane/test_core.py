@@ -418,6 +418,16 @@ def _released(lane: LaneCore) -> None:
     lane.handle(BarrierChanged("open"), NOW + 2)
 
 
+def _on_the_exit_loop(lane: LaneCore) -> float:
+    """Release a truck and drive it under the barrier onto the exit loop; returns the time it
+    drove in."""
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    return t
+
+
 def test_tailgater_raises_an_alert_and_barrier_waits_for_both() -> None:
     lane = core()
     _released(lane)
@@ -436,10 +446,7 @@ def test_tailgater_raises_an_alert_and_barrier_waits_for_both() -> None:
 
 def test_vehicle_under_a_closing_barrier_reverses_it() -> None:
     lane = core()
-    _released(lane)
-    t = NOW + 3
-    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
-    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    t = _on_the_exit_loop(lane)
     assert CloseBarrier() in lane.handle(LoopChanged("exit", False), t + 2)
     out = lane.handle(LoopChanged("safety", True), t + 2.5)
     assert OpenBarrier("P1") in out
@@ -449,10 +456,7 @@ def test_vehicle_under_a_closing_barrier_reverses_it() -> None:
 
 def test_the_next_truck_waiting_while_the_arm_closes_gets_its_own_pass_not_an_alarm() -> None:
     lane = core()
-    _released(lane)
-    t = NOW + 3
-    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
-    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    t = _on_the_exit_loop(lane)
     assert CloseBarrier() in lane.handle(LoopChanged("exit", False), t + 2)
     assert lane.handle(LoopChanged("arrival", True), t + 2.5) == []  # the next truck queues
     out = lane.handle(BarrierChanged("closed"), t + 4)
@@ -465,10 +469,7 @@ def test_the_next_truck_waiting_while_the_arm_closes_gets_its_own_pass_not_an_al
 
 def test_a_waiting_truck_that_drives_in_under_the_closing_arm_is_a_tailgater() -> None:
     lane = core()
-    _released(lane)
-    t = NOW + 3
-    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
-    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    t = _on_the_exit_loop(lane)
     lane.handle(LoopChanged("exit", False), t + 2)
     lane.handle(LoopChanged("arrival", True), t + 2.5)
     out = lane.handle(LoopChanged("safety", True), t + 3)
@@ -606,10 +607,7 @@ def test_a_held_truck_whose_loop_flickers_while_the_ledger_writes_keeps_its_pass
 
 def test_an_arm_that_closes_by_itself_ends_the_pass_and_the_lane_goes_on() -> None:
     lane = core()
-    _released(lane)
-    t = NOW + 3
-    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
-    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    t = _on_the_exit_loop(lane)
     lane.handle(BarrierChanged("closed"), t + 1.5)  # auto-close, before the exit loop clears
     out = lane.handle(LoopChanged("exit", False), t + 2)
     assert PassClosed("P1") in out
@@ -621,10 +619,7 @@ def test_an_arm_that_closes_by_itself_ends_the_pass_and_the_lane_goes_on() -> No
 
 def test_an_arm_that_goes_back_up_while_closing_is_lowered_again() -> None:
     lane = core()
-    _released(lane)
-    t = NOW + 3
-    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
-    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    t = _on_the_exit_loop(lane)
     assert CloseBarrier() in lane.handle(LoopChanged("exit", False), t + 2)
     lane.handle(BarrierChanged("moving"), t + 2.5)
     lane.handle(BarrierChanged("open"), t + 3)  # its own obstacle sensor reversed it
@@ -638,10 +633,7 @@ def test_an_arm_that_goes_back_up_while_closing_is_lowered_again() -> None:
 
 def test_an_arm_already_up_when_a_closing_is_reversed_is_no_barrier_fault() -> None:
     lane = core()
-    _released(lane)
-    t = NOW + 3
-    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
-    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    t = _on_the_exit_loop(lane)
     lane.handle(LoopChanged("exit", False), t + 2)  # closing...
     lane.handle(BarrierChanged("open"), t + 2.2)  # ...the arm's own sensor sent it back up
     out = lane.handle(LoopChanged("safety", True), t + 2.5)  # and something is under it

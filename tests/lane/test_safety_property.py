@@ -3,6 +3,8 @@ lowers the barrier onto an occupied safety loop and never lifts it without a rel
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -76,25 +78,29 @@ SCRIPT: list[Event | str] = [
 ]
 
 
-@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_barrier_safety_holds_for_any_event_sequence(data: st.DataObject) -> None:
-    lane = core(decision_deadline_s=60.0)
-    now = NOW
+def _mostly_ordinary(data: st.DataObject, lane: LaneCore, steps: int) -> Iterator[Event]:
+    """``steps`` events: mostly the next step of an ordinary pass, sometimes anything at all."""
     script = 0
-    asked_release: set[str] = set()  # passes the core itself decided (or an officer) to release
-    confirmed: set[str] = set()  # ... and the ledger then confirmed
-    for _ in range(data.draw(st.integers(10, 200), label="steps")):
-        # mostly the next step of an ordinary pass, sometimes anything at all
+    for _ in range(steps):
         if data.draw(st.integers(0, 9)) < 7:
             event = SCRIPT[script % len(SCRIPT)]
             script += 1
         else:
             event = data.draw(events)
         if event == COMMIT:
-            pass_id = lane.tx.pass_id if lane.tx else "P1"
-            event = PassCommitted(pass_id, Outcome.RELEASE, ())
+            event = PassCommitted(lane.tx.pass_id if lane.tx else "P1", Outcome.RELEASE, ())
         assert not isinstance(event, str)
+        yield event
+
+
+@settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.data())
+def test_barrier_safety_holds_for_any_event_sequence(data: st.DataObject) -> None:
+    lane = core(decision_deadline_s=60.0)
+    now = NOW
+    asked_release: set[str] = set()  # passes the core itself decided (or an officer) to release
+    confirmed: set[str] = set()  # ... and the ledger then confirmed
+    for event in _mostly_ordinary(data, lane, data.draw(st.integers(10, 200), label="steps")):
         now += data.draw(st.sampled_from([0.05] * 10 + [0.5] * 4 + [3.0, 6.0, 25.0]))
         released = isinstance(event, PassCommitted) and event.outcome is Outcome.RELEASE
         if released and event.pass_id in asked_release:
@@ -143,17 +149,8 @@ def test_whatever_happened_the_lane_comes_back_and_serves_the_next_truck(
     now = NOW
     unanswered: list[Command] = []
     arm: Command = CloseBarrier()
-    script = 0
-    for _ in range(data.draw(st.integers(5, 120), label="steps")):
-        # mostly an ordinary pass, as in the safety test, so that every phase is reached
-        if data.draw(st.integers(0, 9)) < 7:
-            step = SCRIPT[script % len(SCRIPT)]
-            script += 1
-        else:
-            step = data.draw(events)
-        if step == COMMIT:
-            step = PassCommitted(lane.tx.pass_id if lane.tx else "P1", Outcome.RELEASE, ())
-        assert not isinstance(step, str)
+    # mostly an ordinary pass, as in the safety test, so that every phase is reached
+    for step in _mostly_ordinary(data, lane, data.draw(st.integers(5, 120), label="steps")):
         now += data.draw(st.sampled_from([0.05, 0.5, 3.0, 25.0]))
         for c in lane.handle(step, now):
             if isinstance(c, CommitPass | AuditOverride):
