@@ -134,6 +134,11 @@ class RelayIO:
             _switch((c.barrier_up, c.barrier_down), c.barrier_up if up else c.barrier_down)
         )
 
+    async def stop_barrier(self) -> None:
+        """Switch both barrier coils off, so that the arm stops where it is."""
+        c = self.settings.coils
+        await self._write(_switch((c.barrier_up, c.barrier_down), None))
+
     async def set_light(self, color: Literal["red", "green", "off"]) -> None:
         """Set the traffic light: the other colour goes off before this one comes on."""
         c = self.settings.coils

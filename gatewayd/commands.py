@@ -23,6 +23,12 @@ class CloseBarrier:
 
 
 @dataclass(frozen=True)
+class StopBarrier:
+    """Stop the arm where it is (both barrier coils off): something moved under an arm that
+    was being lowered with no release to lift it for."""
+
+
+@dataclass(frozen=True)
 class SetLight:
     """Set the traffic light."""
 
@@ -157,6 +163,7 @@ class Alert:
 Command = (
     OpenBarrier
     | CloseBarrier
+    | StopBarrier
     | SetLight
     | Display
     | UnlockSeal

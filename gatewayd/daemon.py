@@ -39,6 +39,7 @@ from gatewayd.commands import (
     PassClosed,
     PassRecord,
     SetLight,
+    StopBarrier,
     UnlockSeal,
 )
 from gatewayd.config import LaneConfig
@@ -328,6 +329,8 @@ class Lane:
                     self._decided(command.pass_id, Outcome.RELEASE)
             case CloseBarrier():
                 await self._relay(self.relay.set_barrier(False), "lower barrier")
+            case StopBarrier():
+                await self._relay(self.relay.stop_barrier(), "stop barrier")
             case SetLight():
                 await self._relay(self.relay.set_light(command.color), "set light")
             case Display():

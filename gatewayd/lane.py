@@ -3,7 +3,10 @@
 One pass: the arrival loop opens a transaction; readings arrive in any order; when the profile's
 readings are in (or the deadline passes) the lane judges, asks the ledger to commit the pass,
 and only once the ledger has committed a release does the light turn green and the barrier lift.
-The barrier closes once every vehicle that came in has left the safety loop, never onto one.
+The barrier closes once every vehicle that came in has left the safety loop, never onto one:
+something moving under a closing arm sends it back up while the pass's release stands, and
+stops it where it is when nothing is released (an open arm found at start, or one that rose by
+itself, is lowered as soon as nothing is under it).
 
 Safety is enforced twice: the transitions below never ask for an unsafe move, and an interlock
 on the way out (``_interlock``) drops any command that would lower the barrier onto an occupied
@@ -35,6 +38,7 @@ from gatewayd.commands import (
     PassClosed,
     PassRecord,
     SetLight,
+    StopBarrier,
     UnlockSeal,
     WriteOffLine,
 )
@@ -139,6 +143,7 @@ class LaneCore:
         self.loops: dict[str, bool] = {"arrival": False, "safety": False, "exit": False}
         self.barrier: BarrierPosition = "unknown"
         self.expect: Expectation | None = None
+        self.heading: BarrierPosition | None = None  # where the arm was last sent
         self.faults: dict[str, str] = {}
         self.tx: Transaction | None = None
         self.release_for: str | None = None  # the pass whose release lets the barrier up
@@ -224,6 +229,16 @@ class LaneCore:
             self.phase = Phase.RELEASED
             if tx is not None and tx.arrival_cleared and self.loops["arrival"]:
                 out += self._tailgater(tx)  # the truck waiting behind drove in under the arm
+        elif event.loop == "safety" and event.occupied and self._securing():
+            # Nothing is released, so the arm may not go up for it: it stops where it is, and
+            # goes down again once the loop is clear.
+            self.expect = None
+            self.heading = None
+            pass_id = tx.pass_id if tx else None
+            out += [
+                StopBarrier(),
+                Alert("VEHICLE_UNDER_ARM", "arm stopped over a vehicle", pass_id),
+            ]
         out += self._maybe_close(now)
         out += self._secure(now)
         return out
@@ -263,10 +278,12 @@ class LaneCore:
         if self.release_for is None:
             return []
         self._expect("open", now)
+        self.heading = "open"
         return [OpenBarrier(self.release_for), *([SetLight("green")] if green else [])]
 
     def _lower(self, now: float) -> list[Command]:
         self._expect("closed", now)
+        self.heading = "closed"
         return [SetLight("red"), CloseBarrier()]
 
     def _expect(self, position: BarrierPosition, now: float) -> None:
@@ -309,6 +326,15 @@ class LaneCore:
         ):
             return self._lower(now)
         return []
+
+    def _securing(self) -> bool:
+        """The arm is on its way down outside a pass's close (nothing released)."""
+        return (
+            self.phase is not Phase.CLOSING
+            and self.release_for is None
+            and self.heading == "closed"
+            and self.barrier != "closed"
+        )
 
     def _secure(self, now: float) -> list[Command]:
         """With nobody released, an open barrier goes down as soon as it safely can, whatever

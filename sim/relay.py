@@ -57,6 +57,13 @@ class BarrierModel:
         self._move("moving")
         self._task = asyncio.get_running_loop().create_task(self._travel(target))
 
+    def halt(self) -> None:
+        """Both coils off: the arm stops where it is (between its limit switches if moving)."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+        self.target = self.position
+
     def _move(self, position: Position) -> None:
         self.position = position
         self.changed.set()
@@ -161,6 +168,8 @@ class SimRelay:
             if self.loops["safety"]:
                 self._collision("barrier lowered onto an occupied safety loop")
             self.barrier.command(False)
+        elif not up and not down:
+            self.barrier.halt()
         green, red = self.coils.get(c.light_green, False), self.coils.get(c.light_red, False)
         self.light = "green" if green else "red" if red else "off"
 

@@ -18,6 +18,7 @@ from gatewayd.commands import (
     OpenBarrier,
     PassClosed,
     SetLight,
+    StopBarrier,
     UnlockSeal,
 )
 from gatewayd.documents import NoteStatus
@@ -651,6 +652,31 @@ def test_a_truck_held_in_front_of_an_arm_found_open_at_start_gets_it_lowered() -
     ]
     out = lane.handle(BarrierChanged("open"), NOW + 0.1)
     assert CloseBarrier() in out
+
+
+def test_a_vehicle_under_an_arm_lowered_with_nothing_released_stops_it_there() -> None:
+    lane = core()
+    assert CloseBarrier() in lane.handle(BarrierChanged("open"), NOW)  # found open at start
+    lane.handle(BarrierChanged("moving"), NOW + 0.5)
+    out = lane.handle(LoopChanged("safety", True), NOW + 1)  # a car squeezes in under it
+    assert StopBarrier() in out
+    assert OpenBarrier not in {type(c) for c in out}  # nothing is released: it may not lift
+    assert [a.kind for a in out if isinstance(a, Alert)] == ["VEHICLE_UNDER_ARM"]
+    assert lane.handle(Tick(), NOW + 10) == []  # a stopped arm is no barrier fault
+    # once the car is out from under it, the arm goes down again
+    assert CloseBarrier() in lane.handle(LoopChanged("safety", False), NOW + 12)
+    assert lane.handle(BarrierChanged("closed"), NOW + 14) == []
+    assert lane.handle(LoopChanged("safety", True), NOW + 20) == []  # down: nothing to stop
+    assert not lane.faults
+
+
+def test_a_vehicle_under_an_arm_lowered_in_front_of_a_held_truck_stops_it_too() -> None:
+    lane = core()
+    arrive(lane)
+    assert CloseBarrier() in lane.handle(BarrierChanged("open"), NOW + 0.1)
+    out = lane.handle(LoopChanged("safety", True), NOW + 0.5)
+    assert StopBarrier() in out
+    assert [a.pass_id for a in out if isinstance(a, Alert)] == ["P1"]
 
 
 def test_a_ledger_that_does_not_answer_the_note_lookup_holds_instead_of_rejecting() -> None:

@@ -15,6 +15,7 @@ from gatewayd.commands import (
     CommitPass,
     LoadDocuments,
     OpenBarrier,
+    StopBarrier,
 )
 from gatewayd.documents import NoteStatus
 from gatewayd.events import (
@@ -100,12 +101,22 @@ def test_barrier_safety_holds_for_any_event_sequence(data: st.DataObject) -> Non
     now = NOW
     asked_release: set[str] = set()  # passes the core itself decided (or an officer) to release
     confirmed: set[str] = set()  # ... and the ledger then confirmed
+    sent: Command | None = None  # where the arm was last sent (or stopped)
     for event in _mostly_ordinary(data, lane, data.draw(st.integers(10, 200), label="steps")):
         now += data.draw(st.sampled_from([0.05] * 10 + [0.5] * 4 + [3.0, 6.0, 25.0]))
         released = isinstance(event, PassCommitted) and event.outcome is Outcome.RELEASE
         if released and event.pass_id in asked_release:
             confirmed.add(event.pass_id)
-        for command in lane.handle(event, now):
+        coming_down = isinstance(sent, CloseBarrier) and lane.barrier != "closed"
+        entered = event == LoopChanged("safety", True) and not lane.loops["safety"]
+        commands = lane.handle(event, now)
+        if coming_down and entered:
+            assert {OpenBarrier, StopBarrier} & {type(c) for c in commands}, (
+                "arm kept coming down onto a vehicle under it"
+            )
+        for command in commands:
+            if isinstance(command, OpenBarrier | CloseBarrier | StopBarrier):
+                sent = command
             if isinstance(command, CloseBarrier):
                 assert not lane.loops["safety"], "barrier lowered onto an occupied safety loop"
             if isinstance(command, OpenBarrier):
@@ -155,7 +166,7 @@ def test_whatever_happened_the_lane_comes_back_and_serves_the_next_truck(
         for c in lane.handle(step, now):
             if isinstance(c, CommitPass | AuditOverride):
                 unanswered.append(c)
-            elif isinstance(c, OpenBarrier | CloseBarrier):
+            elif isinstance(c, OpenBarrier | CloseBarrier | StopBarrier):
                 arm = c  # where the arm was last sent, whether or not it went
     # the world settles: every device back, the lane empty, the arm where it was last sent,
     # the ledger's answers in
@@ -164,7 +175,7 @@ def test_whatever_happened_the_lane_comes_back_and_serves_the_next_truck(
         pending += lane.handle(DeviceRecovered(device), now)
     for loop in ("arrival", "safety", "exit"):
         pending += lane.handle(LoopChanged(loop, False), now)
-    position = "open" if isinstance(arm, OpenBarrier) else "closed"
+    position = {OpenBarrier: "open", CloseBarrier: "closed", StopBarrier: "moving"}[type(arm)]
     pending += lane.handle(BarrierChanged(position), now)  # as a relay reconnecting reports it
     for _ in range(120):  # past every deadline and timeout
         now += 1.0

@@ -126,6 +126,25 @@ async def test_barrier_and_light_commands_reach_the_relay() -> None:
         await relay.close()
 
 
+async def test_a_stop_leaves_the_arm_where_it_is_with_both_coils_off() -> None:
+    relay = SimRelay(settings(502), travel_s=0.3)
+    port = await relay.start()
+    try:
+        async with supervised(RelayIO(settings(port))) as h:
+            await h.current()
+            relay.barrier.position = relay.barrier.target = "open"
+            await h.io.set_barrier(False)
+            assert relay.barrier.position == "moving"
+            await h.io.stop_barrier()
+            assert (relay.coils[0], relay.coils[1]) == (False, False)
+            await asyncio.sleep(0.5)  # longer than the whole travel
+            assert relay.barrier.position == "moving"  # between its limit switches
+            await h.io.set_barrier(False)  # lowered again, it goes all the way down
+            await asyncio.wait_for(relay.wait_position("closed"), 2)
+    finally:
+        await relay.close()
+
+
 async def test_a_barrier_command_goes_out_before_the_next_poll() -> None:
     relay = SimRelay(settings(502), travel_s=0.05)
     port = await relay.start()
