@@ -53,6 +53,7 @@ from gatewayd.events import (
     Event,
     LoopChanged,
     PassCommitted,
+    Reading,
     Tick,
     WatchlistChanged,
 )
@@ -178,7 +179,8 @@ class Lane:
             ledger_timeout_s=c.timing.ledger_timeout_s,
         )
         self.core = LaneCore(settings, new_pass_id(c.lane.id))
-        self.queue: asyncio.Queue[tuple[Event, float]] = asyncio.Queue(QUEUE_SIZE)
+        # unbounded: ``emit`` bounds what may be dropped, and a change of state never is
+        self.queue: asyncio.Queue[tuple[Event, float]] = asyncio.Queue()
         self.dropped = 0
         self.relay_health = Health("relay")
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger")
@@ -192,14 +194,21 @@ class Lane:
     # -- events in ---------------------------------------------------------------------------
 
     def emit(self, event: Event) -> None:
-        """Queue an event from any driver (never blocks; a full queue drops and counts)."""
-        try:
-            self.queue.put_nowait((event, time.monotonic()))
-        except asyncio.QueueFull:
+        """Queue an event from any driver (never blocks).
+
+        With ``QUEUE_SIZE`` events waiting, readings and ticks are dropped and counted: they
+        repeat, and a flood of them is what the bound is for. A change of state (a loop, the
+        arm, a device, an officer's word, the ledger's answer) is always queued: without it the
+        core's picture of the lane would stay wrong, and it could lower the arm onto a vehicle
+        whose arrival on the safety loop it never heard of.
+        """
+        if self.queue.qsize() >= QUEUE_SIZE and isinstance(event, Reading | Tick):
             self.dropped += 1
             log.error(
                 "event queue full: dropped %s (%d so far)", type(event).__name__, self.dropped
             )
+            return
+        self.queue.put_nowait((event, time.monotonic()))
 
     def _on_signal(self, change: SignalChanged) -> None:
         if change.signal in ("arrival", "safety", "exit"):

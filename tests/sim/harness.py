@@ -12,6 +12,7 @@ from typing import Any
 
 from drivers.modbus_io import RelayIO
 from drivers.release_note import ReleaseNote
+from gatewayd.config import LaneConfig
 from gatewayd.daemon import Lane
 from gatewayd.events import (
     ContainerSeen,
@@ -67,12 +68,9 @@ class RunningLane:
         return Ledger(self.ledger_path)
 
 
-@contextlib.asynccontextmanager
-async def running_lane(tmp_path: Path, **config_extra: Any) -> AsyncIterator[RunningLane]:
-    """A container-entry lane with one note (RN1, 30 t, 沪A12345) in its ledger."""
-    timing = SimTiming(0.02)
-    relay = SimRelay(RELAY_WIRING, travel_s=0.05)
-    port = await relay.start()
+def lane_config(tmp_path: Path, relay_port: int, **config_extra: Any) -> LaneConfig:
+    """The config of a container-entry lane with one note (RN1, 30 t, 沪A12345) in its
+    ledger (written to ``tmp_path``), every reading from a simulated source."""
     ledger_path = tmp_path / "ledger.db"
     led = Ledger(ledger_path)
     led.upsert_book_lines([BookLineIn("BK1", 1, 100.0)])
@@ -98,15 +96,26 @@ async def running_lane(tmp_path: Path, **config_extra: Any) -> AsyncIterator[Run
         scenario,
         public_key=CENTRAL.public_key,
         ledger=ledger_path,
-        relay_port=port,
-        timing=timing,
+        relay_port=relay_port,
+        timing=SimTiming(0.02),
         devices={kind: {"kind": "sim"} for kind in READING_KINDS},
     )
-    if config_extra:
-        config = config.model_copy(update=config_extra)
-    sources: dict[str, SimSource] = {
-        k: SimSeal() if k == "seal" else SimSource(k) for k in READING_KINDS
-    }
+    return config.model_copy(update=config_extra) if config_extra else config
+
+
+def sim_sources() -> dict[str, SimSource]:
+    """One simulated source per reading kind, readings pushed by hand."""
+    return {k: SimSeal() if k == "seal" else SimSource(k) for k in READING_KINDS}
+
+
+@contextlib.asynccontextmanager
+async def running_lane(tmp_path: Path, **config_extra: Any) -> AsyncIterator[RunningLane]:
+    """A container-entry lane (``lane_config``) on a simulated relay, running."""
+    relay = SimRelay(RELAY_WIRING, travel_s=0.05)
+    port = await relay.start()
+    config = lane_config(tmp_path, port, **config_extra)
+    ledger_path = config.ledger.path
+    sources = sim_sources()
     display = SimDisplay()
     lane = Lane(config, RelayIO(config.relay), build_sources(config, sources), display=display)  # type: ignore[arg-type]
     task = asyncio.create_task(lane.run())

@@ -1,11 +1,24 @@
-"""A running lane's barrier on the simulated relay: an arm that is not where it should be."""
+"""A lane's barrier on the simulated relay: an arm that is not where it should be, and the
+events that must reach the core however far behind it is."""
 
 from __future__ import annotations
 
 import asyncio
 from pathlib import Path
 
-from .harness import running_lane
+from drivers.modbus_io import RelayIO
+from gatewayd.daemon import QUEUE_SIZE, Lane
+from gatewayd.events import (
+    BarrierChanged,
+    DeviceFault,
+    LoopChanged,
+    Override,
+    PlateRead,
+    Tick,
+)
+from gatewayd.runner import build_sources
+
+from .harness import lane_config, running_lane, sim_sources
 
 
 async def test_an_arm_found_up_is_lowered_and_stops_over_a_car_that_slips_under_it(
@@ -24,3 +37,27 @@ async def test_an_arm_found_up_is_lowered_and_stops_over_a_car_that_slips_under_
         relay.set_loop("safety", False)
         await lane.wait(lambda: relay.barrier.position == "closed", limit_s=5)
         assert not lane.lane.core.faults
+
+
+async def test_a_flooded_event_queue_drops_readings_but_never_a_change_of_state(
+    tmp_path: Path,
+) -> None:
+    config = lane_config(tmp_path, relay_port=1)
+    lane = Lane(config, RelayIO(config.relay), build_sources(config, sim_sources()))
+    plate = PlateRead("沪A12345", 0.97)
+    for _ in range(QUEUE_SIZE):  # the core is stuck: nothing is taken off the queue
+        lane.emit(plate)
+    lane.emit(plate)
+    lane.emit(Tick())
+    assert lane.dropped == 2
+    state = [
+        LoopChanged("safety", True),
+        BarrierChanged("moving"),
+        DeviceFault("relay", "unreachable"),
+        Override("hold", "O-7", "r", "OV1", "L1-P1"),
+    ]
+    for event in state:
+        lane.emit(event)
+    assert lane.dropped == 2
+    queued = [lane.queue.get_nowait()[0] for _ in range(lane.queue.qsize())]
+    assert queued[QUEUE_SIZE:] == state
