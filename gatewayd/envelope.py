@@ -48,7 +48,7 @@ class Refusal(StrEnum):
     BAD_SIGNATURE = "bad_signature"  # the signature does not verify
     SCHEMA = "schema"  # a schema or envelope version this lane does not speak
     WRONG_SITE = "wrong_site"  # meant for another site
-    WRONG_LANE = "wrong_lane"  # meant for another lane
+    WRONG_LANE = "wrong_lane"  # meant for another lane, or speaking for one it did not come from
     WRONG_TOPIC = "wrong_topic"  # a message type that does not belong on this topic
     STALE = "stale"  # a ledger sequence already applied (a replay or a redelivery)
     REPLAYED = "replayed"  # a command id already carried out

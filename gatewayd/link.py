@@ -213,11 +213,19 @@ class Topics:
         """What arrived: ledger, head, sync, cmd, pass (a neighbour's), own, or None."""
         if topic in self._named:
             return self._named[topic]
+        lane = self.sender(topic)
+        if lane is not None:
+            return "own" if lane == self.lane else "pass"
+        return None
+
+    def sender(self, topic: str) -> str | None:
+        """The lane whose pass topic this is (the broker's ACL lets only that lane publish
+        there), or None."""
         prefix = self.base + "/"
         if topic.startswith(prefix) and topic.endswith("/pass"):
             lane = topic[len(prefix) : -len("/pass")]
             if lane and "/" not in lane:
-                return "own" if lane == self.lane else "pass"
+                return lane
         return None
 
 
@@ -443,10 +451,11 @@ class CentralLink:
     async def _handle(
         self, client: aiomqtt.Client, lane: LaneHost, batch: list[aiomqtt.Message]
     ) -> None:
-        items: list[tuple[str, bytes]] = []
+        items: list[tuple[str, bytes, str | None]] = []
         commands: list[bytes] = []
         for message in batch:
-            kind = self.topics.classify(message.topic.value)
+            topic = message.topic.value
+            kind = self.topics.classify(topic)
             if kind is None or kind == "own":
                 continue
             payload = message.payload
@@ -459,14 +468,14 @@ class CentralLink:
             if kind == "cmd":
                 commands.append(bytes(payload))
             else:
-                items.append((kind, bytes(payload)))
+                items.append((kind, bytes(payload), self.topics.sender(topic)))
         if not items and not commands:
             return
         # signatures and parsing off the loop, and off the ledger thread, where a truck's pass
         # may be waiting
         checked, orders = await asyncio.to_thread(
             lambda: (
-                [(k, self._guarded(k, self._check, k, p)) for k, p in items],
+                [(k, self._guarded(k, self._check, k, p, lane)) for k, p, lane in items],
                 [self._guarded("command", self._check_command, p) for p in commands],
             )
         )
@@ -506,11 +515,12 @@ class CentralLink:
             payload, self.keys, site=self.site, max_bytes=self.settings.max_message_bytes
         )
 
-    def _check(self, kind: str, payload: bytes) -> Checked:
-        """Check one message from the broker (no ledger needed): its model, or why not."""
+    def _check(self, kind: str, payload: bytes, sender: str | None = None) -> Checked:
+        """Check one message from the broker (no ledger needed): its model, or why not.
+        ``sender`` is the lane whose topic a neighbour's pass came on."""
         try:
             if kind == "pass":
-                return self._check_site_pass(payload)
+                return self._check_site_pass(payload, sender)
             parsed = parse_body(self._open(payload))
             if not isinstance(parsed, _ALLOWED[kind]):
                 raise Refused(Refusal.WRONG_TOPIC, f"a {parsed.type} on the {kind} topic")
@@ -521,7 +531,7 @@ class CentralLink:
         except Refused as refusal:
             return refusal
 
-    def _check_site_pass(self, payload: bytes) -> _SitePassIn:
+    def _check_site_pass(self, payload: bytes, sender: str | None) -> _SitePassIn:
         try:
             message = _SitePass.model_validate_json(payload)
         except ValidationError as exc:
@@ -531,6 +541,12 @@ class CentralLink:
         record = message.pass_ if message.type == "pass" else message.override
         if record is None:
             raise Refused(Refusal.MALFORMED, f"{message.type} message without its record")
+        # Neighbours' passes are not signed: what vouches for one is that only its lane may
+        # publish on its topic. A message speaking for another lane, or for this one, is
+        # someone else's word, and taking it could use up a note this lane holds.
+        if sender is None or message.lane != sender or record.lane != sender:
+            claimed = record.lane if message.lane == sender else message.lane
+            raise Refused(Refusal.WRONG_LANE, f"pass of lane {claimed!r} on {sender!r}'s topic")
         ident = record.override_id if message.type == "override" else record.pass_id
         return _SitePassIn(f"{message.type}:{ident}", record)
 

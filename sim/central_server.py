@@ -82,6 +82,7 @@ class SimCentralServer:
         self.status: dict[str, dict[str, Any]] = {}
         self.resyncs: list[dict[str, Any]] = []
         self.duplicates_discarded = 0
+        self.refused: list[tuple[str, str]] = []  # (topic, type): a pass speaking for another lane
         self.double_write_offs: list[tuple[str, str, str]] = []
         self.outbox_seqs: dict[str, set[int]] = defaultdict(set)
         self.connected = asyncio.Event()
@@ -258,7 +259,10 @@ class SimCentralServer:
             if isinstance(msg.get("outbox_seq"), int):
                 self.outbox_seqs[lane].add(msg["outbox_seq"])
             mtype = msg.get("type")
-            if mtype == "pass":
+            record = msg.get(str(mtype))
+            if mtype in ("pass", "override") and not _from(lane, msg, record):
+                self.refused.append((topic, mtype))
+            elif mtype == "pass":
                 self._on_pass(msg["pass"])
             elif mtype == "override":
                 self._on_override(msg["override"])
@@ -513,3 +517,9 @@ class SiteRun:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+def _from(lane: str, message: dict[str, Any], record: object) -> bool:
+    """A pass (or override) message whose lane and record are the lane of its topic: only that
+    lane may publish there (the broker's ACL), and nothing else vouches for what it says."""
+    return isinstance(record, dict) and message.get("lane") == lane and record.get("lane") == lane

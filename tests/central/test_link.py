@@ -171,6 +171,11 @@ def _bad(central: SimCentralServer, kind: str) -> tuple[str, bytes, Refusal]:
     if kind == "command-other-lane":
         _, payload = central.command("lane-02", "status")
         return f"{base}/lane-01/cmd", payload, Refusal.WRONG_LANE
+    if kind.startswith("pass-"):  # someone on lane-02's topic speaking for another lane
+        claimed = {"pass-of-another-lane": "lane-03", "pass-as-this-lane": "lane-01"}[kind]
+        record = {"pass_id": "X1", "lane": claimed, "decision": "release", "note_id": "N00001"}
+        message = {"schema": 1, "type": "pass", "site": SITE, "lane": claimed, "pass": record}
+        return f"{base}/lane-02/pass", json.dumps(message).encode(), Refusal.WRONG_LANE
     raise AssertionError(kind)
 
 
@@ -186,6 +191,8 @@ def _bad(central: SimCentralServer, kind: str) -> tuple[str, bytes, Refusal]:
         "command-unsigned",
         "command-expired",
         "command-other-lane",
+        "pass-of-another-lane",
+        "pass-as-this-lane",
     ],
 )
 async def test_refused_messages_are_counted_and_change_nothing(

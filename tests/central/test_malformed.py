@@ -104,7 +104,7 @@ def test_a_neighbours_pass_drawing_from_line_two_to_the_seventieth_is_malformed(
         "write_off": [{"book": "BK00", "line": 2**70, "quantity": 1.0}],
     }
     message = {"schema": 1, "type": "pass", "site": SITE, "lane": "lane-02", "pass": record}
-    checked = CentralLink(config)._check("pass", json.dumps(message).encode())
+    checked = CentralLink(config)._check("pass", json.dumps(message).encode(), "lane-02")
     assert isinstance(checked, Refused)
     assert checked.reason is Refusal.MALFORMED
 
