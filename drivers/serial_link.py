@@ -4,7 +4,7 @@ Every serial driver (weighbridge, e-seal reader, GPS, QR scanner) opens its line
 port may be a device (``/dev/ttyUSB0``, a pty), a pyserial URL such as
 ``socket://127.0.0.1:7001`` (a serial server on the network, or the simulator), or
 ``tcp://host:port`` (a receiver or a ser2net box streaming over TCP). pyserial's ``loop://``
-does not work with the asyncio serial package, so tests use pty pairs or sockets. Drivers read
+is refused: it is no device, so tests use pty pairs or sockets. Drivers read
 bytes and leave framing to their codecs.
 """
 
@@ -27,6 +27,9 @@ TCP_SCHEME = "tcp://"
 # the URL schemes pyserial's serial_for_url has a handler for (serial/urlhandler/protocol_*.py);
 # anything else with "://" would only fail when the port is opened
 PYSERIAL_SCHEMES = frozenset({"alt", "cp2110", "hwgrep", "loop", "rfc2217", "socket", "spy"})
+# ... but loop:// reads back what is written to it: never a device, and a lane configured with
+# one would sit silent with its device reported up
+NOT_A_DEVICE = frozenset({"loop"})
 FIRST_REOPEN_S = 0.25  # a port that failed is tried again this soon, then less often
 # a network port whose host is gone answers nothing: without a bound, a connect waits for the
 # kernel's own (minutes), and the device is not reported down or tried again meanwhile
@@ -72,8 +75,10 @@ def check_port(port: str) -> str:
     if not port.strip():
         raise ValueError("port is empty")
     scheme, sep, _ = port.partition("://")
+    if sep and scheme.lower() in NOT_A_DEVICE:
+        raise ValueError(f"{scheme}:// is pyserial's loopback, not a device")
     if sep and scheme.lower() != "tcp" and scheme.lower() not in PYSERIAL_SCHEMES:
-        known = ", ".join(f"{name}://" for name in sorted(PYSERIAL_SCHEMES))
+        known = ", ".join(f"{name}://" for name in sorted(PYSERIAL_SCHEMES - NOT_A_DEVICE))
         raise ValueError(
             f"unknown URL scheme {scheme!r}: use tcp://host:port, a device path, "
             f"or one of pyserial's {known}"

@@ -131,6 +131,11 @@ def test_a_mistyped_url_scheme_is_a_config_error_naming_it() -> None:
         GpsSettings(port="sockt://127.0.0.1:7001")
 
 
+def test_pyserial_s_loopback_is_a_config_error_not_a_silent_device() -> None:
+    with pytest.raises(ValidationError, match=r"loop:// is pyserial's loopback, not a device"):
+        GpsSettings(port="loop://")
+
+
 def test_the_url_schemes_accepted_are_the_ones_pyserial_can_open() -> None:
     handlers = Path(serial.__file__).parent / "urlhandler"
     assert {p.stem.removeprefix("protocol_") for p in handlers.glob("protocol_*.py")} == set(
