@@ -795,6 +795,16 @@ class Ledger:
             self.conn.execute("DELETE FROM site_passes WHERE seen_at < ?", (before,))
             return deleted
 
+    def prune_commands(self, before: float) -> int:
+        """Forget ``status`` requests from central received before ``before``; returns how many.
+        They change nothing, and their ids are only needed while a replay could still pass the
+        age check. Override commands stay, as the audit of who released what."""
+        with self._transaction():
+            cur = self.conn.execute(
+                "DELETE FROM commands WHERE action = 'status' AND received_at < ?", (before,)
+            )
+            return cur.rowcount
+
     def documents(self) -> dict[str, Any]:
         """Central's documents as this ledger holds them, in a canonical order (for checks)."""
         notes = self.conn.execute(

@@ -801,6 +801,10 @@ class CentralLink:
                 )
                 if pruned:
                     log.info("pruned %d delivered outbox rows", pruned)
+                # a command passes the age check until max_age after it was issued, and it was
+                # received at most max_age before that: its id must be kept that long
+                replayable = self.clock() - 2 * s.command_max_age_s
+                await lane.in_ledger(lane.ledger.prune_commands, min(before, replayable))
             except Exception:  # never stop the lane over it; try again next round
                 log.exception("outbox housekeeping failed")
             await asyncio.sleep(s.housekeeping_s)

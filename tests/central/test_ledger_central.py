@@ -171,6 +171,17 @@ def test_pruning_keeps_every_undelivered_row_and_the_newest_delivered(ledger: Le
     assert [r.key for r in ledger.outbox_pending(100)] == ["k6", "k7", "k8", "k9"]
 
 
+def test_status_requests_are_forgotten_after_the_retention_and_overrides_kept(
+    ledger: Ledger,
+) -> None:
+    for i, action in enumerate(["status", "override", "status"]):
+        ledger.record_command(f"C{i}", action, 10.0 * i, {}, "accepted", now=100.0 * i)
+    assert ledger.prune_commands(before=150.0) == 1  # C0; C1 is an override
+    assert [c["command_id"] for c in ledger.commands()] == ["C1", "C2"]
+    # a status request forgotten can no longer be told from a new one: only its age refuses it
+    assert ledger.record_command("C0", "status", 0.0, {}, "accepted", now=300.0)
+
+
 def test_a_snapshot_after_missed_confirmations_leaves_the_balances_as_central_counts_them(
     tmp_path: Path,
 ) -> None:

@@ -328,6 +328,38 @@ async def test_a_growing_outbox_raises_one_alert(tmp_path: Path, broker: Broker)
         assert len(await backlog_alerts()) == 1  # once, not every round
 
 
+async def test_status_requests_are_forgotten_once_no_replay_could_pass_and_overrides_kept(
+    tmp_path: Path, broker: Broker
+) -> None:
+    central = new_central(broker.port)
+    lane = make_lane(tmp_path, broker.port, central, command_max_age_s=0.5, outbox_retention_h=0)
+    async with serving(central), running(lane):
+        await eventually(lambda: "lane-01" in central.status, what="the lane subscribed")
+
+        async def audited() -> dict[str, float]:
+            commands = await lane.in_ledger(lane.ledger.commands)
+            return {c["command_id"]: c["received_at"] for c in commands}
+
+        status = await central.send_command("lane-01", "status")
+        override = await central.send_command(
+            "lane-01", "override", override={"action": "hold", "officer": "O-7", "reason": "r"}
+        )
+
+        async def both() -> bool:
+            return {status, override} <= set(await audited())
+
+        await eventually(both, 5, "both audited")
+        received = (await audited())[status]
+
+        async def pruned() -> bool:
+            return list(await audited()) == [override]
+
+        # forgotten, but only once a replay could no longer pass the age check (twice the
+        # maximum age); the override (refused: no truck) stays as the audit
+        await eventually(pruned, 5, "the status request forgotten")
+        assert time.time() - received >= 2 * 0.5
+
+
 async def test_subscriptions_are_renewed_when_the_broker_forgot_them(tmp_path: Path) -> None:
     broker = Broker(tmp_path / "volatile", persistence=False)
     broker.start()
