@@ -114,6 +114,26 @@ def run(
     except ValueError as exc:
         typer.echo(f"{config}: {exc}", err=True)
         raise typer.Exit(1) from None
+    except ExceptionGroup as group:  # a lane part that could not start, from its TaskGroup
+        cause = _cannot_start(group)
+        if cause is None:
+            raise
+        typer.echo(f"{config}: {cause}", err=True)
+        raise typer.Exit(1) from None
+
+
+def _cannot_start(group: BaseExceptionGroup[BaseException]) -> Exception | None:
+    """The error that kept a lane part from starting (a clear message, not a traceback)."""
+    from gatewayd.control import ControlSocketError
+
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _cannot_start(exc)
+            if found is not None:
+                return found
+        elif isinstance(exc, ControlSocketError | ValueError):
+            return exc
+    return None
 
 
 def main() -> None:

@@ -6,6 +6,7 @@ its line, and what is wrong, as ``gatewayctl config validate`` prints them.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -23,6 +24,8 @@ from gatewayd.central_config import MqttSection
 from gatewayd.judge import READING_KINDS, ReadingKind
 from gatewayd.tomlfile import load_model, parse_model
 from recognition.evidence import EvidenceSettings
+
+SOCKET_PATH_MAX = 107
 
 
 class LaneSection(Section):
@@ -202,6 +205,16 @@ class ControlSection(Section):
         Path("/run/gatewayd/control.sock"),
         description="Unix socket for gatewayctl (status, officer overrides); owner and group only.",
     )
+
+    @field_validator("socket")
+    @classmethod
+    def _socket_path(cls, path: Path) -> Path:
+        # the kernel's sockaddr_un holds 108 bytes with the terminating NUL
+        if len(os.fsencode(path)) > SOCKET_PATH_MAX:
+            raise ValueError(f"longer than {SOCKET_PATH_MAX} bytes, the most a Unix socket takes")
+        if path.is_dir():
+            raise ValueError("is a directory; name the socket file in it")
+        return path
 
 
 class LaneConfig(Section):

@@ -15,6 +15,7 @@ import contextlib
 import json
 import logging
 import os
+import stat
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_LINE = 4096
+IDLE_S = 30.0  # a client that sends no whole line for this long is dropped
+MAX_CLIENTS = 16  # gatewayctl opens one connection per request; more is someone else's loop
 
 
 def status(lane: Lane) -> dict[str, Any]:
@@ -77,25 +80,47 @@ async def _answer(lane: Lane, request: Any) -> dict[str, Any]:
     return {"error": f"unknown cmd {cmd!r}"}
 
 
+async def _reply(lane: Lane, line: bytes) -> dict[str, Any]:
+    """The answer to one request line; a request that cannot be read gets an error."""
+    if len(line) > MAX_LINE:
+        return {"error": "request too long"}
+    try:
+        request = json.loads(line)
+    except UnicodeDecodeError:
+        return {"error": "not UTF-8"}
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; so is NaN's kin
+        return {"error": "not JSON"}
+    return await _answer(lane, request)
+
+
 async def serve(lane: Lane, path: Path) -> None:
     """Serve the control socket until cancelled."""
-    _prepare(path)
+    await _prepare(path)
+    clients = 0
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal clients
+        clients += 1
         try:
-            while line := await reader.readline():
-                if len(line) > MAX_LINE:
-                    answer: dict[str, Any] = {"error": "request too long"}
-                else:
-                    try:
-                        answer = await _answer(lane, json.loads(line))
-                    except json.JSONDecodeError:
-                        answer = {"error": "not JSON"}
-                writer.write(json.dumps(answer, ensure_ascii=False).encode() + b"\n")
-                await writer.drain()
-        except (ConnectionError, ValueError):
-            pass  # a client that went away or sent an endless line
+            if clients > MAX_CLIENTS:
+                await _send(writer, {"error": "too many connections"})
+                return
+            while True:
+                try:
+                    async with asyncio.timeout(IDLE_S):
+                        line = await reader.readline()
+                except ValueError:  # beyond the stream's limit: the rest cannot be framed
+                    await _send(writer, {"error": "request too long"})
+                    break
+                if not line:
+                    break
+                await _send(writer, await _reply(lane, line))
+        except ConnectionError:
+            pass  # a client that went away
+        except TimeoutError:
+            log.info("control: dropped a client idle for %g s", IDLE_S)
         finally:
+            clients -= 1
             writer.close()
 
     server = await asyncio.start_unix_server(client, path=str(path), limit=MAX_LINE * 2)
@@ -107,9 +132,41 @@ async def serve(lane: Lane, path: Path) -> None:
         _remove(path)
 
 
-def _prepare(path: Path) -> None:
+async def _send(writer: asyncio.StreamWriter, answer: dict[str, Any]) -> None:
+    writer.write(json.dumps(answer, ensure_ascii=False).encode() + b"\n")
+    await writer.drain()
+
+
+async def _prepare(path: Path) -> None:
+    """Make way for the socket: a socket left by a previous run is removed, but nothing else
+    is (a mistyped path must not cost the file there), nor one a running lane still serves."""
+    if not _socket_there(path):
+        return
+    try:
+        async with asyncio.timeout(1.0):
+            _, writer = await asyncio.open_unix_connection(str(path))
+    except (OSError, TimeoutError):
+        _remove(path)  # nobody answers: left by a run that ended
+        return
+    writer.close()
+    raise ControlSocketError(f"{path} is served by a running lane: is this lane started twice?")
+
+
+def _socket_there(path: Path) -> bool:
+    """Whether a socket is at ``path`` (its folder made if need be); anything else there is
+    an error."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _remove(path)  # a socket left by a previous run
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return False
+    if not stat.S_ISSOCK(mode):
+        raise ControlSocketError(f"{path} exists and is not a socket: not replacing it")
+    return True
+
+
+class ControlSocketError(RuntimeError):
+    """The control socket cannot be served at its configured path."""
 
 
 def _remove(path: Path) -> None:
@@ -124,7 +181,14 @@ async def request(path: Path, message: dict[str, Any], timeout: float = 5.0) -> 
         try:
             writer.write(json.dumps(message).encode() + b"\n")
             await writer.drain()
-            answer: dict[str, Any] = json.loads(await reader.readline())
+            line = await reader.readline()
+            try:
+                answer = json.loads(line)
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict):
+                why = "closed the connection" if not line else "answered something unreadable"
+                return {"error": f"the lane {why}"}
             return answer
         finally:
             writer.close()

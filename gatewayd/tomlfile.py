@@ -103,6 +103,9 @@ def load_model(path: str | Path, model: type[M]) -> M:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise FileError(path, [f"cannot read: {exc.strerror or exc}"]) from None
+    except UnicodeDecodeError as exc:
+        where = f"byte {exc.start}"
+        raise FileError(path, [f"not UTF-8 at {where}: save the file as UTF-8"]) from None
     return parse_model(text, model, source=str(path))
 
 
@@ -112,6 +115,8 @@ def parse_model(text: str, model: type[M], *, source: str = "<text>") -> M:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise FileError(source, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise FileError(source, ["not valid TOML: nested too deeply"]) from None
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -84,6 +84,13 @@ def _line_of(path: Path, needle: str) -> int:
             "polygon",
             "lat, lon",
         ),
+        (
+            'socket = "/run/gatewayd/control.sock"',
+            f'socket = "/run/{"gatewayd/" * 12}control.sock"',
+            "control.socket",
+            "socket =",
+            "the most a Unix socket takes",
+        ),
     ],
 )
 def test_bad_config_names_the_key_its_line_and_the_problem(
@@ -115,6 +122,21 @@ def test_broken_toml_is_reported_with_its_position() -> None:
         parse_config("[lane\nid = 1\n", "x.toml")
     assert "not valid TOML" in err.value.problems[0]
     assert "line 1" in err.value.problems[0]
+
+
+def test_a_config_saved_in_another_encoding_or_nested_without_end_is_a_clear_error(
+    tmp_path: Path,
+) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    gbk = tmp_path / "gbk.toml"
+    gbk.write_bytes(("# 入口车道\n" + text).encode("gb18030"))
+    deep = tmp_path / "deep.toml"
+    deep.write_text(text + "\nextra = " + "[" * 5000 + "]" * 5000 + "\n", encoding="utf-8")
+    for path, message in ((gbk, "not UTF-8"), (deep, "nested too deeply")):
+        result = validate(path)
+        assert result.returncode == 1
+        assert message in result.stderr
+        assert "Traceback" not in result.stderr
 
 
 def test_unreadable_file() -> None:
