@@ -663,6 +663,8 @@ class _NoAnswer(Exception):
 EsealReaderReading = SealReading | NoSeal | Rejected
 
 _T = TypeVar("_T")
+# what a seal reports after each command done (docs/protocols/eseal.md)
+_AFTER: dict[Literal["unlock", "arm"], SealState] = {"unlock": "opened", "arm": "sealed"}
 
 
 @dataclass
@@ -878,6 +880,9 @@ class EsealConnection:
                 # read the seal back, so the lane sees its new state and log count at once
                 with contextlib.suppress(_NoAnswer):
                     self._observe(await self._exchange("read_seal"))
+                wanted = _AFTER[command]
+                if done.state != wanted:  # "ok", but the seal did not do it: not done
+                    raise EsealRefused("bad_state", f"{command} {seal_id}: seal is {done.state}")
                 return done.state
             if done.status in ("seal_no_reply", "busy"):
                 last = done.status

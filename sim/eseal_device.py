@@ -84,6 +84,8 @@ class EsealReaderSim:
         self._decoder = FrameDecoder()
         self.seal: SimSeal | None = None
         self._muted = False
+        # a lock that does not move: the seal answers "ok" with the state it stayed in
+        self.jammed = False
         self._radio_failures = 0
         self.executed: list[tuple[Command, str, Status]] = []  # unlock/arm: what and outcome
         self.received: deque[tuple[float, Command | None]] = deque(maxlen=1000)  # (when, what)
@@ -218,7 +220,7 @@ class EsealReaderSim:
         if seal.state == "tampered":
             return "bad_state"
         wanted: SealState = "opened" if command == "unlock" else "sealed"
-        if seal.state != wanted:
+        if seal.state != wanted and not self.jammed:
             seal.state = wanted
             self._log("unlocked" if command == "unlock" else "armed")
         return "ok"

@@ -95,6 +95,16 @@ async def test_repeating_an_unlock_is_harmless(
     assert len(sim.seal.events) == 1
 
 
+async def test_an_ok_from_a_seal_whose_lock_did_not_move_is_a_failure(
+    sim: EsealReaderSim, lane: tuple[EsealReader, Collected]
+) -> None:
+    reader, _ = lane
+    sim.jammed = True
+    with pytest.raises(EsealRefused, match="unlock CN1234567: seal is sealed") as refused:
+        await reader.unlock(SEAL)
+    assert refused.value.status == "bad_state"
+
+
 async def test_another_seal_in_the_field_is_refused_before_any_command(
     sim: EsealReaderSim, lane: tuple[EsealReader, Collected]
 ) -> None:
