@@ -55,7 +55,7 @@ def synthetic(engine: OcrEngine, count: int, seed: int) -> dict[str, Any]:
         difficulty = rng.uniform(0.2, 0.8)
         image = render_plate_scene(text, kind, seed + i, difficulty=difficulty).image  # type: ignore[arg-type]
         started = time.perf_counter()
-        fused = plates.read_pass([image])
+        fused = plates.read_pass([[image]])
         out["plate_ms"].append((time.perf_counter() - started) * 1000)
         out["plates"] += 1
         tally = out["plates_by_kind"].setdefault(kind, [0, 0])

@@ -63,9 +63,9 @@ def _start_worker() -> None:
     _readers["containers"] = ContainerReader(engine)
 
 
-def _read_plate(images: list[Any], min_confidence: float) -> FusedPlate[PlateReading]:
+def _read_plate(views: list[list[Any]], min_confidence: float) -> FusedPlate[PlateReading]:
     reader: PlateReader = _readers["plates"]
-    return reader.read_pass(images, min_confidence=min_confidence)
+    return reader.read_pass(views, min_confidence=min_confidence)
 
 
 def _read_containers(image: Any) -> list[ContainerReading]:
@@ -158,11 +158,11 @@ class Recognition(_Shared):
         return self.pool
 
     async def read_plate(
-        self, images: list[Any], min_confidence: float
+        self, views: list[list[Any]], min_confidence: float
     ) -> FusedPlate[PlateReading]:
-        """The fused plate of a pass's frames."""
+        """The fused plate of a pass's frames: each view's burst, view by view."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), _read_plate, images, min_confidence)
+        return await loop.run_in_executor(self._pool(), _read_plate, views, min_confidence)
 
     async def read_containers(self, image: Any) -> list[ContainerReading]:
         """The container numbers in one frame."""
@@ -290,17 +290,21 @@ class _CameraSource:
             log.exception("%s: reading pass %s failed", self.name, pass_id)
 
     async def _frames(self) -> list[Frame]:
-        bursts = await self.cameras.bursts(self.views)
-        frames = [f for view_frames in bursts.values() for f in view_frames]
+        return [f for burst in await self._bursts() for f in burst]
+
+    async def _bursts(self) -> list[list[Frame]]:
+        """Each view's burst (views that gave no frame left out)."""
+        bursts = [b for b in (await self.cameras.bursts(self.views)).values() if b]
         emit = self._emit
         if emit is not None:
-            if not frames and not self.failed:
+            if not bursts and not self.failed:
                 self.failed = True
                 emit(DeviceFault(self.name, "no frame from any view"))
-            elif frames and self.failed:
+            elif bursts and self.failed:
                 self.failed = False
-                emit(DeviceRecovered(self.name))
-        return frames
+                if not self._down:  # a view still down keeps the source's fault
+                    emit(DeviceRecovered(self.name))
+        return bursts
 
     async def read(self, pass_id: str) -> None:
         """Read this pass and emit the reading."""
@@ -315,11 +319,11 @@ class PlateCameraSource(_CameraSource):
         self.min_confidence = min_confidence
 
     async def read(self, pass_id: str) -> None:
-        frames = await self._frames()
-        if not frames or self._emit is None:
+        bursts = await self._bursts()
+        if not bursts or self._emit is None:
             return
-        images = [f.image for f in frames]
-        fused = await self.recognition.read_plate(images, self.min_confidence)
+        views = [[f.image for f in burst] for burst in bursts]
+        fused = await self.recognition.read_plate(views, self.min_confidence)
         evidence: tuple[str, ...] = ()
         if fused.best is not None:
             path = await self.recognition.keep(pass_id, "plate", fused.best.crop)

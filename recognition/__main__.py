@@ -92,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     if args.fuse:
         started = time.perf_counter()
-        fused_plates = _fused_plate(plates.read_pass([im for _, im in images])) if plates else []
+        fused_plates = _fused_plate(plates.read_pass([[im] for _, im in images])) if plates else []
         boxes = []
         if containers is not None:
             readings = [r for _, im in images for r in containers.read(im)]

@@ -44,6 +44,9 @@ class Evidence:
 
     text: str
     chars: tuple[tuple[tuple[str, float], ...], ...]
+    # how much of a witness this reading is: 1 for an independent view, 1/n for each of n
+    # frames of one camera's burst (near-identical frames repeat the same mistakes)
+    weight: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -64,7 +67,7 @@ def _position_scores(evidence: Sequence[Evidence], k: int, temper: float) -> dic
         rest = max(0.0, 1.0 - sum(given.values()))
         for c in logs:
             w = rest if c == _UNKNOWN else given.get(c, 0.0)
-            logs[c] += temper * math.log(_FLOOR + w)
+            logs[c] += temper * e.weight * math.log(_FLOOR + w)
     top = max(logs.values())
     exp = {c: math.exp(v - top) for c, v in logs.items()}
     total = sum(exp.values())
@@ -152,9 +155,18 @@ def _clarity(reading: Reading) -> float:
 
 
 def fuse_plates(
-    readings: Sequence[R], *, min_confidence: float = 0.5, max_rival: float = 0.3
+    readings: Sequence[R],
+    *,
+    weights: Sequence[float] | None = None,
+    min_confidence: float = 0.5,
+    max_rival: float = 0.3,
 ) -> FusedPlate[R]:
     """Fuse the plate readings of one pass (several frames, several cameras).
+
+    ``weights`` says how much of a witness each reading is (default 1 each: independent
+    views). The frames of one camera's burst see the truck standing still, so a misread one
+    of them makes, the others make too: together they count as one witness (``1 / n``
+    each), and the same doubtful reading repeated does not become a sure one.
 
     Readings are first grouped by plate: texts within two edits (a character misread,
     dropped or added) are taken for the same plate read with errors. The group whose
@@ -178,23 +190,27 @@ def fuse_plates(
     """
     if not readings:
         return FusedPlate(None, 0.0, (), "none", 0, 0, None, None)
-    groups: list[list[R]] = []
-    for r in sorted(readings, key=lambda r: -r.confidence):
+    if weights is None:
+        weights = [1.0] * len(readings)
+    if len(weights) != len(readings):
+        raise ValueError(f"{len(weights)} weights for {len(readings)} readings")
+    groups: list[list[tuple[R, float]]] = []
+    for r, w in sorted(zip(readings, weights, strict=True), key=lambda rw: -rw[0].confidence):
         for g in groups:
-            if edit_distance(g[0].text, r.text) <= 2:
-                g.append(r)
+            if edit_distance(g[0][0].text, r.text) <= 2:
+                g.append((r, w))
                 break
         else:
-            groups.append([r])
-    clarity = [sum(max(_clarity(r), 0.01) for r in g) for g in groups]
-    weight = [sum(max(r.confidence, 0.01) for r in g) for g in groups]
+            groups.append([(r, w)])
+    clarity = [sum(max(_clarity(r), 0.01) * w for r, w in g) for g in groups]
+    weight = [sum(max(r.confidence, 0.01) * w for r, w in g) for g in groups]
     order = sorted(range(len(groups)), key=lambda i: (-clarity[i], -weight[i]))
     main = groups[order[0]]
     rival = groups[order[1]] if len(order) > 1 else None
-    fused = vote([Evidence(r.text, r.chars) for r in main])
+    fused = vote([Evidence(r.text, r.chars, w) for r, w in main])
     if fused.text is None:
         return FusedPlate(None, 0.0, (), "none", len(readings), 0, None, None)
-    same = [r for r in main if r.text == fused.text]
+    same = [r for r, _ in main if r.text == fused.text]
     best = max(same, key=lambda r: r.confidence) if same else None
     contested = rival is not None and weight[order[1]] > max_rival * weight[order[0]]
     status: FusionStatus = (
@@ -207,6 +223,6 @@ def fuse_plates(
         status=status,
         readings=len(readings),
         agreeing=len(same),
-        rival=rival[0].text if rival is not None else None,
+        rival=rival[0][0].text if rival is not None else None,
         best=best,
     )

@@ -531,15 +531,22 @@ class PlateReader:
     # -- finding -------------------------------------------------------------------
 
     def read_pass(
-        self, frames: Sequence[Image], *, min_confidence: float = 0.5
+        self, views: Sequence[Sequence[Image]], *, min_confidence: float = 0.5
     ) -> FusedPlate[PlateReading]:
         """The plate of one truck pass: every plate found in every frame, fused.
 
-        ``frames`` are the burst(s) of the pass's camera views; see ``fuse_plates`` for how
-        readings are voted and when the answer is doubtful (to be held for a human).
+        ``views`` holds each camera view's burst of frames. Views are independent
+        witnesses; the frames of one burst count together as one. See ``fuse_plates`` for
+        how readings are voted and when the answer is doubtful (to be held for a human).
         """
-        readings = [r for frame in frames for r in self.find_plates(frame)]
-        return fuse_plates(readings, min_confidence=min_confidence)
+        readings: list[PlateReading] = []
+        weights: list[float] = []
+        for burst in views:
+            for frame in burst:
+                found = self.find_plates(frame)
+                readings += found
+                weights += [1.0 / len(burst)] * len(found)
+        return fuse_plates(readings, weights=weights, min_confidence=min_confidence)
 
     def find_plates(
         self, image: Image, *, roi: tuple[int, int, int, int] | None = None

@@ -104,6 +104,30 @@ def test_the_length_most_frames_read_wins() -> None:
     assert fused.rival is None
 
 
+def test_a_doubtful_reading_repeated_by_one_camera_s_burst_stays_doubtful() -> None:
+    # five near-identical frames of a truck standing still make the same mistake five times
+    burst = [read("皖A60D55", 0.6)] * 5
+    alone = fuse_plates(burst[:1], min_confidence=0.8)
+    fused = fuse_plates(burst, weights=[1 / 5] * 5, min_confidence=0.8)
+    assert alone.status == fused.status == "doubtful"
+    assert fused.confidence == pytest.approx(alone.confidence)
+    # two cameras that each see it are two witnesses, and together they can be sure
+    assert fuse_plates([burst[0], burst[0]], min_confidence=0.8).confidence > alone.confidence
+
+
+def test_a_burst_split_between_two_plates_one_character_apart_is_doubtful() -> None:
+    # two fleet trucks queueing, or a character the camera cannot settle: not a majority vote
+    burst = [read("皖A12345", 0.9)] * 3 + [read("皖A12346", 0.9)] * 2
+    fused = fuse_plates(burst, weights=[1 / 5] * 5, min_confidence=0.8)
+    assert fused.text == "皖A12345"
+    assert fused.status == "doubtful"
+
+
+def test_weights_must_match_the_readings() -> None:
+    with pytest.raises(ValueError, match="2 weights for 1 readings"):
+        fuse_plates([read("皖A12345", 0.9)], weights=[0.5, 0.5])
+
+
 def test_vote_result_is_always_grammatical() -> None:
     # position 3 of a new-energy plate must be D/F (or the 2022 letters): a 7 is not allowed
     e = Evidence("皖AD12345", tuple(((c, 0.9),) for c in "皖AD12345"))
@@ -130,7 +154,7 @@ def test_a_burst_of_real_frames_fuses_to_the_plate(reader: PlateReader, shared_d
     burst = [
         cv2.resize(frame, None, fx=s, fy=s, interpolation=cv2.INTER_AREA) for s in (0.8, 0.9, 1.0)
     ]
-    fused = reader.read_pass(burst)
+    fused = reader.read_pass([burst])  # one camera's burst
     assert fused.text == row["plate_text"]
     assert fused.status == "confident"
     assert fused.best is not None

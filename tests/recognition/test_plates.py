@@ -298,7 +298,7 @@ def test_rendered_truck_rear_plates_are_read_as_whole_double_layer_plates(
         text = "".join(rng.choice(sorted(allowed)) for allowed in layout.positions)
         difficulty = rng.uniform(0.2, 0.8)
         scene = render_plate_scene(text, "yellow_double", 2300 + i, difficulty=difficulty)
-        fused = reader.read_pass([scene.image])
+        fused = reader.read_pass([[scene.image]])
         if fused.text == text and fused.status == "confident":
             right += 1
             assert fused.best is not None
