@@ -25,6 +25,7 @@ import contextlib
 import json
 import re
 import sys
+import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
 from dataclasses import dataclass
@@ -66,6 +67,13 @@ class QrScannerSettings(BaseModel):
         ge=64,
         le=MAX_TEXT,
         description="Longest line accepted, in bytes; longer lines are rejected whole.",
+    )
+    idle_gap_s: float = Field(
+        default=1.0,
+        gt=0,
+        le=60,
+        description="A line left unfinished this long (a scan cut short) is dropped, never "
+        "joined to the next scan.",
     )
 
 
@@ -114,21 +122,38 @@ class ScannerLineDecoder:
     Blank lines (the LF of a CRLF, a scanner's keep-alive) are skipped. A line longer than
     ``max_line`` is rejected whole, up to its terminator. A line that is not UTF-8 text, or that
     carries control or other unprintable characters (line noise, a baud-rate mismatch), is
-    rejected, never passed on.
+    rejected, never passed on. A scanner sends a line in one go: given the time of each chunk,
+    a line still unfinished ``idle_gap_s`` after its last byte was cut short, and is rejected
+    rather than joined to the next scan (which would spoil that driver's note).
+
+    >>> d = ScannerLineDecoder(idle_gap_s=1.0)
+    >>> d.feed(b"GRN1.eyJ2Ijox", now=0.0)
+    []
+    >>> [type(x).__name__ for x in d.feed(b"GRN1.e30.c2ln\\r", now=60.0)]
+    ['Rejected', 'QrScan']
     """
 
-    def __init__(self, max_line: int = 2048) -> None:
+    def __init__(self, max_line: int = 2048, *, idle_gap_s: float | None = None) -> None:
         self.max_line = max_line
+        self.idle_gap_s = idle_gap_s
         self._line = LineBuffer(max_line, keep=_RAW_KEEP)
+        self._last: float | None = None  # when the last chunk came (given times only)
 
     @property
     def buffered(self) -> int:
         """Bytes held for an unfinished line (never more than ``max_line``)."""
         return len(self._line)
 
-    def feed(self, chunk: bytes) -> list[QrScan | Rejected]:
-        """Scans completed by ``chunk``."""
+    def feed(self, chunk: bytes, now: float | None = None) -> list[QrScan | Rejected]:
+        """Scans completed by ``chunk`` (which came at ``now``, if the caller keeps time)."""
         out: list[QrScan | Rejected] = []
+        if now is not None:
+            last, self._last = self._last, now
+            stale = last is not None and self.idle_gap_s is not None
+            if stale and now - last > self.idle_gap_s and len(self._line):  # type: ignore[operator]
+                line, overflowed = self._line.end()
+                if not overflowed:
+                    out.append(Rejected("line cut short (no end before a pause)", line[:_RAW_KEEP]))
         pos = 0
         for match in _TERMINATORS.finditer(chunk):
             self._append(chunk[pos : match.start()], out)
@@ -296,9 +321,9 @@ async def open_qr_scanner(
     """Open the scanner's port; its ``readings()`` are scans and rejects. A new decoder each
     time, so a half line from before a gap is never joined to one after it. ``on_raw`` sees
     every chunk of bytes as read."""
-    decoder = ScannerLineDecoder(settings.max_line)
+    decoder = ScannerLineDecoder(settings.max_line, idle_gap_s=settings.idle_gap_s)
     async with open_line(settings.port, settings.baudrate) as (reader, _writer):
-        yield LineDevice(reader, decoder.feed, on_raw=on_raw)
+        yield LineDevice(reader, lambda chunk: decoder.feed(chunk, time.monotonic()), on_raw=on_raw)
 
 
 def qr_scanner_supervisor(

@@ -53,6 +53,20 @@ def test_an_unterminated_line_waits_for_its_end() -> None:
     ]
 
 
+def test_a_line_cut_short_before_a_pause_is_never_joined_to_the_next_scan() -> None:
+    decoder = ScannerLineDecoder(idle_gap_s=1.0)
+    assert decoder.feed(PAYLOAD[:20].encode(), now=0.0) == []  # the scanner reset mid-line
+    out = decoder.feed(PAYLOAD.encode() + b"\r", now=90.0)  # the next driver's scan
+    assert [r.reason for r in out if isinstance(r, Rejected)] == [
+        "line cut short (no end before a pause)"
+    ]
+    assert out[-1] == QrScan(PAYLOAD, "scanner")
+    # a line sent in pieces closer together than the gap is one line
+    for i, piece in enumerate((PAYLOAD[:20], PAYLOAD[20:] + "\r")):
+        out = decoder.feed(piece.encode(), now=100.0 + 0.5 * i)
+    assert out == [QrScan(PAYLOAD, "scanner")]
+
+
 @pytest.mark.parametrize(
     "junk",
     [

@@ -31,6 +31,26 @@ async def test_driver_reads_scans_from_the_simulated_scanner() -> None:
             assert got[1] == QrScan("https://example.com/not-ours", "scanner")
 
 
+async def test_a_scan_cut_short_is_dropped_after_a_pause_not_glued_to_the_next() -> None:
+    with SimQrScanner() as scanner:
+        settings = QrScannerSettings(port=scanner.port, idle_gap_s=0.2)
+        async with open_qr_scanner(settings) as device:
+            got: asyncio.Queue[QrScan | Rejected] = asyncio.Queue()
+
+            async def collect() -> None:
+                async for reading in device.readings():
+                    got.put_nowait(reading)
+
+            reading = asyncio.create_task(collect())  # read as the lane does, all along
+            scanner.write(BEFORE[:40].encode())  # the scanner lost power mid-line
+            await asyncio.sleep(0.5)
+            scanner.scan(AFTER)
+            first, second = [await asyncio.wait_for(got.get(), 2) for _ in range(2)]
+            reading.cancel()
+            assert isinstance(first, Rejected)
+            assert second == QrScan(AFTER, "scanner")
+
+
 async def test_scanner_with_bare_lf_terminators() -> None:
     with SimQrScanner(terminator=b"\n") as scanner:
         async with open_qr_scanner(QrScannerSettings(port=scanner.port)) as device:
