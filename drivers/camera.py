@@ -108,7 +108,7 @@ def redact_url(url: str) -> str:
 class CameraSettings(BaseModel):
     """One camera view of a lane (front plate, container side, top, ...)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     name: str = Field(
         pattern=r"^[A-Za-z0-9_.-]+$",

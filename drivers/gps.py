@@ -51,7 +51,7 @@ from drivers.supervisor import Backoff, Health, Supervisor
 class GpsLimits(BaseModel):
     """When a fix counts as valid; shared by the codec and the driver."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     max_hdop: float = Field(
         default=4.0, gt=0, le=50, description="A fix is valid only with HDOP strictly below this."
@@ -69,7 +69,7 @@ class GpsLimits(BaseModel):
 class GpsSettings(BaseModel):
     """One GPS receiver: where it is and when its fixes count."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     port: Port = Field(
         description="Serial device (e.g. /dev/ttyUSB0), a pyserial URL, or tcp://host:port "

@@ -56,7 +56,7 @@ _LAYOUT = str.maketrans("", "", "\t\r\n")
 class QrScannerSettings(BaseModel):
     """A fixed QR scanner on a serial port, in line mode (one payload per line)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     port: Port = Field(
         description="Serial device (e.g. /dev/ttyACM0), a pyserial URL, or tcp://host:port."
@@ -80,7 +80,7 @@ class QrScannerSettings(BaseModel):
 class QrSettings(BaseModel):
     """Where release-note QR codes come from, and how repeats are folded."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     scanner: QrScannerSettings | None = Field(
         default=None, description="The fixed serial scanner, if the lane has one."

@@ -94,7 +94,7 @@ Port = Annotated[str, AfterValidator(check_port)]
 class SerialPortSettings(BaseModel):
     """Where a serial device is and how its line is framed."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     port: Port = Field(
         min_length=1,

@@ -7,9 +7,10 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 
 class Section(BaseModel):
-    """Base of every config section: unknown keys are errors; instances are immutable."""
+    """Base of every config section: unknown keys are errors (and so are NaN and infinity,
+    which would switch a bound or a timeout off); instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 def invalid(model: str, loc: tuple[str | int, ...], message: str, value: object) -> ValidationError:

@@ -571,7 +571,7 @@ class StabilityFilter:
 class ToledoOptions(BaseModel):
     """How this Toledo-format indicator is set up."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     tare: bool = Field(
         default=True, description="Frames carry the 6-digit tare field (false: short form)"
@@ -589,7 +589,7 @@ class ToledoOptions(BaseModel):
 class Xk3190Options(BaseModel):
     """How this XK3190-format indicator is set up."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     frames: Literal["any", "stx", "equals"] = Field(
         default="any",
@@ -601,7 +601,7 @@ class Xk3190Options(BaseModel):
 class StabilitySettings(BaseModel):
     """When a weight counts as settled."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     band_kg: float = Field(
         default=20.0, ge=0, description="Largest spread (max - min) of settled readings, kg"

@@ -54,7 +54,7 @@ def safe_name(text: str, fallback: str = "unnamed") -> str:
 class EvidenceSettings(BaseModel):
     """Where and how much evidence a lane keeps."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     directory: Path = Field(description="Folder holding the evidence (created if missing).")
     budget_bytes: int = Field(

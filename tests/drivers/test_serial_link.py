@@ -141,3 +141,27 @@ def test_the_url_schemes_accepted_are_the_ones_pyserial_can_open() -> None:
     assert {p.stem.removeprefix("protocol_") for p in handlers.glob("protocol_*.py")} == set(
         PYSERIAL_SCHEMES
     )
+
+
+@pytest.mark.parametrize(
+    ("model", "values"),
+    [
+        ("weighbridge", {"format": "toledo", "stability": {"band_kg": "inf"}}),  # all "stable"
+        ("weighbridge", {"format": "toledo", "stability": {"capacity_kg": "inf"}}),
+        ("eseal", {"response_timeout_s": "inf", "key": "00" * 16}),  # never reported down
+        ("gps", {"silence_s": "inf"}),
+        ("qr", {"idle_gap_s": "nan"}),
+    ],
+)
+def test_settings_refuse_infinity_and_nan_which_would_switch_a_check_off(
+    model: str, values: dict[str, object]
+) -> None:
+    cls = {
+        "weighbridge": WeighbridgeSettings,
+        "eseal": EsealSettings,
+        "gps": GpsSettings,
+        "qr": QrScannerSettings,
+    }[model]
+    with pytest.raises(ValidationError) as err:
+        cls.model_validate({"port": "/dev/ttyUSB0", **values})
+    assert [e["type"] for e in err.value.errors()] == ["finite_number"]
