@@ -148,7 +148,8 @@ class Supervisor(Generic[R]):
     ``on_state`` is called on every up/down transition, once per change.
     ``silence_s`` turns a line that gives no accepted reading for that long into a failure (a
     device that streams continuously, such as a weighbridge indicator or a GPS, is dead when
-    silent, and as good as dead when all it sends is rejected frames).
+    silent, and as good as dead when all it sends is rejected frames); such a device is up
+    from its first accepted reading, not from the opening of its port.
     """
 
     health: Health
@@ -172,7 +173,10 @@ class Supervisor(Generic[R]):
             try:
                 async with self.open_device() as device:
                     opened_at = time.monotonic()
-                    self._set("up", "")
+                    if self.silence_s is None:
+                        self._set("up", "")
+                    # a streaming device is up once it gives a reading, not when its port
+                    # opens: a dead indicator behind a live USB adapter opens every time
                     await self._pump(device)
                 raise DriverError("device closed")
             except (OSError, DriverError, TimeoutError, EOFError) as exc:
@@ -228,6 +232,7 @@ class Supervisor(Generic[R]):
                 rejected = 0
                 self.health.accepted += 1
                 self.health.last_reading_at = time.monotonic()
+                self._set("up", "")
                 self.on_reading(reading)
         finally:
             aclose = getattr(stream, "aclose", None)

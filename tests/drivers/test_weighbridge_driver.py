@@ -159,6 +159,21 @@ async def test_a_silent_line_is_a_fault_and_recovers(toledo: WeighbridgeSim) -> 
         assert supervisor.health.state == "up"
 
 
+async def test_a_dead_indicator_behind_a_live_port_stays_down_across_reopens(
+    toledo: WeighbridgeSim,
+) -> None:
+    got = Collected()
+    supervisor = Weighbridge(settings_for(toledo, silence_s=0.2)).supervisor(
+        got.on_reading, got.on_state
+    )
+    toledo.mute(True)  # powered off; its USB adapter still answers the open
+    async with running(supervisor):
+        await eventually(lambda: supervisor.health.reconnects >= 3, what="several reopens")
+        assert [state for _, state in got.states] == ["down"]  # never "up" in between
+        toledo.mute(False)
+        await eventually(lambda: supervisor.health.state == "up", what="its first frame")
+
+
 async def test_a_line_of_garbage_is_a_fault_not_a_quiet_scale() -> None:
     """The indicator sends XK3190 frames but the lane expects Toledo (a wrong setting)."""
     async with WeighbridgeSim("xk3190", time_scale=FAST) as sim:
