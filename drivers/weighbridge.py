@@ -189,7 +189,8 @@ class ToledoDecoder:
     bit 7 of every byte (a 7E1 line read as 8N1 shows the parity there). ``strict_status``:
     hold status words to Mettler's fixed bits (A: bit 5 = 1, bit 6 = 0; B: bit 5 = 1;
     C: bit 5 = 1, bit 6 = 0); clones that set them differently need ``False``.
-    ``unit``: force the unit instead of reading it from status words B and C.
+    ``unit``: force the unit instead of reading it from status words B and C (with
+    ``strict_status``, a frame whose status words name another of kg, lb and g is rejected).
 
     >>> frame = b"\\x02" + bytes([0x22, 0x30, 0x20]) + b"012340000000\\r"
     >>> frame += bytes([-sum(frame) & 0x7F])
@@ -274,14 +275,20 @@ class ToledoDecoder:
         tare = _digits_value(frame[10:16]) if self.tare else 0
         if shown is None or tare is None:
             return "weight field is not a blank-padded number"
+        stated: Unit | None = None  # the unit the status words name
+        if swc & 0x07 == 0:
+            stated = "kg" if swb & 0x10 else "lb"
+        elif swc & 0x07 == 1:
+            stated = "g"
         unit = self.unit
         if unit is None:
-            if swc & 0x07 == 0:
-                unit = "kg" if swb & 0x10 else "lb"
-            elif swc & 0x07 == 1:
-                unit = "g"
-            else:
+            if stated is None:
                 return f"status word C unit code {swc & 0x07} unknown: set the unit in config"
+            unit = stated
+        elif self.strict_status and unit != "t" and stated is not None and stated != unit:
+            # the indicator says what it shows: a forced unit it contradicts would misweigh by
+            # a factor (lb read as kg is 2.2 times too heavy)
+            return f"status words say {stated}, the config says {unit}"
         per_unit = KG_PER_UNIT[unit]
         code = swa & 0x07
         negative = bool(swb & 0x02)
@@ -592,9 +599,10 @@ class Xk3190Options(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     frames: Literal["any", "stx", "equals"] = Field(
-        default="any",
+        default="stx",
         description="Accepted framing: stx = tF 0 (XOR-checked), equals = tF 1 ('=' reversed "
-        "digits, no checksum), any = both",
+        "digits, no checksum), any = both. Only for an indicator set to tF 1: its tF 2 frames "
+        "('=', sign, digits high first) look alike, and 30520 kg would read as 2503000",
     )
 
 

@@ -11,9 +11,11 @@ import pytest
 from drivers.codec import Rejected
 from drivers.weighbridge import (
     ToledoDecoder,
+    WeighbridgeSettings,
     WeightReading,
     Xk3190Decoder,
     main,
+    make_decoder,
     toledo_frame,
     xk3190_equals_frame,
     xk3190_frame,
@@ -365,3 +367,26 @@ def test_capture_file_command_missing_file(
 ) -> None:
     assert main(["--format", "toledo", str(tmp_path / "absent.bin")]) == 2
     assert "cannot read" in capsys.readouterr().err
+
+
+def test_a_lane_takes_only_checksummed_xk3190_frames_unless_told_otherwise() -> None:
+    # tF 2 frames ('=', sign, digits high first) pass for tF 1 frames read backwards: 30520 kg
+    # would weigh 2503 t, 40000 kg 4000 kg. The checksummed tF 0 is what a lane reads by default.
+    settings = WeighbridgeSettings(port="/dev/ttyUSB0", format="xk3190")
+    assert settings.xk3190.frames == "stx"
+    tf2 = b"=00030520" * 3 + b"=00040000" * 3
+    decoder = make_decoder(settings)
+    items = decoder.feed(tf2) + decoder.flush()
+    assert not [item for item in items if isinstance(item, WeightReading)]  # no weight at all
+
+
+def test_a_toledo_indicator_showing_pounds_is_never_read_as_kilograms() -> None:
+    lb = toledo_frame(66139, kg=False)  # a 30 t truck on an indicator switched to lb
+    items = feed_all(make_decoder(WeighbridgeSettings(port="/dev/ttyUSB0", format="toledo")), lb)
+    assert [r.reason for r in rejects(items)] == ["status words say lb, the config says kg"]
+    assert not [i for i in items if isinstance(i, WeightReading)]
+    # told to take the unit from the status words, the same frame weighs 30 t
+    status = WeighbridgeSettings(port="/dev/ttyUSB0", format="toledo", unit="status")
+    [reading] = feed_all(make_decoder(status), lb)
+    assert isinstance(reading, WeightReading)
+    assert reading.kg == pytest.approx(30_000, abs=1)
