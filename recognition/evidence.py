@@ -16,6 +16,7 @@ safe to use from several threads; writes block on the disk, so call it from a wo
 from __future__ import annotations
 
 import errno
+import hashlib
 import logging
 import os
 import re
@@ -39,15 +40,26 @@ Image = NDArray[np.uint8]
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _TMP_SUFFIX = ".tmp"
 _KNOWN_PASSES = 4096  # passes whose folder and picture count are remembered
+_NAME_MAX = 80
+_DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
+_PICTURE = re.compile(r"_\d{3,}_[A-Za-z0-9_.-]+\.jpg(?:\.tmp)?")  # after "PASS_ID"
 
 
 def safe_name(text: str, fallback: str = "unnamed") -> str:
-    """``text`` reduced to a file-name-safe form (no separators, no leading dots).
+    """``text`` reduced to a file-name-safe form (no separators, no leading dots), at most
+    ``_NAME_MAX`` characters: a longer one keeps its head and a hash of the whole, so that two
+    names differing only at the end (two passes of one lane in one second) stay apart.
 
     >>> safe_name("lane01/2025-03-01#0042"), safe_name("../.."), safe_name("沪A12345")
     ('lane01_2025-03-01_0042', 'unnamed', 'A12345')
+    >>> long = "L" * 64 + "-20250301T080002-"
+    >>> safe_name(long + "a1b2c3") != safe_name(long + "d4e5f6"), len(safe_name(long + "x"))
+    (True, 80)
     """
-    cleaned = _UNSAFE.sub("_", text).strip("._")[:80]
+    cleaned = _UNSAFE.sub("_", text).strip("._")
+    if len(cleaned) > _NAME_MAX:
+        digest = hashlib.blake2s(text.encode("utf-8", "surrogatepass"), digest_size=4).hexdigest()
+        cleaned = f"{cleaned[: _NAME_MAX - 9]}_{digest}"
     return cleaned or fallback
 
 
@@ -231,7 +243,11 @@ class EvidenceStore:
         key = safe_name(pass_id)
         p = self._passes.get(key)
         if p is None:
-            existing = sorted(self.root.glob(f"*/{key}"))
+            existing = sorted(
+                f
+                for f in self.root.glob(f"*/{key}")
+                if not (f.is_symlink() or f.parent.is_symlink())
+            )
             folder = existing[0] if existing else self.root / self._now().strftime("%Y-%m-%d") / key
             count = len(list(folder.glob("*.jpg"))) if existing else 0
             p = _Pass(folder, count + 1)
@@ -310,14 +326,25 @@ class EvidenceStore:
             )
 
     def _walk(self) -> Iterator[Path]:
+        """The pictures this store wrote: ``DAY/KEY/KEY_NNN_label.jpg`` and nothing else (a
+        report someone saved beside them is not evidence to delete), never through a link
+        (which could lead out of the root)."""
         if not self.root.is_dir():
             return
-        for day in self.root.iterdir():
-            if not day.is_dir():
+        for day in _entries(self.root):
+            if not (day.is_dir(follow_symlinks=False) and _DAY.fullmatch(day.name)):
                 continue
-            for folder in day.iterdir():
-                if folder.is_dir():
-                    yield from (p for p in folder.iterdir() if p.is_file())
+            for folder in _entries(Path(day.path)):
+                if not folder.is_dir(follow_symlinks=False):
+                    continue
+                for picture in _entries(Path(folder.path)):
+                    name = picture.name
+                    if (
+                        picture.is_file(follow_symlinks=False)
+                        and name.startswith(folder.name)
+                        and _PICTURE.fullmatch(name[len(folder.name) :])
+                    ):
+                        yield Path(picture.path)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -343,3 +370,11 @@ class EvidenceStore:
                 failed=self._failed,
                 last_error=self._last_error,
             )
+
+
+def _entries(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except OSError:
+        return []

@@ -160,6 +160,37 @@ def test_pass_ids_cannot_escape_the_directory(tmp_path: Path) -> None:
     assert store.files_for("../../etc/passwd") == [path]
 
 
+def test_the_budget_deletes_only_pictures_it_wrote_and_never_through_a_link(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "evidence"
+    report = root / "exports" / "2025-02-audit" / "officer-report.pdf"
+    odd = root / "2025-01-01" / "notes" / "notes.txt"
+    outside = tmp_path / "elsewhere" / "keep" / "ledger-backup.db"
+    for path in (report, odd, outside):
+        path.parent.mkdir(parents=True)
+        path.write_bytes(b"\0" * 600_000)
+    (root / "2024-12-31").symlink_to(tmp_path / "elsewhere")  # an old day moved to another disk
+    store = EvidenceStore(root, 1024 * 1024, now=lambda: DAY)
+    assert store.stats().files == 0  # none of them is evidence
+    for i in range(40):
+        store.save_crop(f"L1-{i}", "plate", crop(i, 480, 160))
+    assert store.stats().deleted > 0  # the budget was at work...
+    for path in (report, odd, outside):  # ...on its own pictures only
+        assert path.stat().st_size == 600_000
+
+
+def test_two_passes_of_a_long_lane_id_in_one_second_keep_their_own_pictures(
+    tmp_path: Path,
+) -> None:
+    lane = "shekou-north-container-checkpoint-lane-03-entry-inbound-primary"  # 64 characters
+    p1, p2 = f"{lane}-20250301T101010-1a2b3c", f"{lane}-20250301T101010-9f8e7d"
+    store = EvidenceStore(tmp_path, 10_000_000, now=lambda: DAY)
+    first, second = store.save_crop(p1, "plate", crop(1)), store.save_crop(p2, "plate", crop(2))
+    assert store.files_for(p1) == [first]
+    assert store.files_for(p2) == [second]
+
+
 def test_frames_are_kept_only_when_asked(tmp_path: Path) -> None:
     frame = crop(1, 320, 180)
     assert EvidenceStore(tmp_path / "a", 10_000_000).save_frame("p1", "front", frame) is None
