@@ -15,8 +15,9 @@ import multiprocessing
 import os
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from drivers.camera import Camera, CameraSettings, Frame
 from drivers.qr import decode_frame_async
@@ -43,6 +44,7 @@ from recognition.plate_fusion import FusedPlate
 from recognition.plates import PlateReader, PlateReading
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 # -- the recognition worker process ---------------------------------------------------------
@@ -139,6 +141,7 @@ class Recognition(_Shared):
         self.evidence = evidence
         self.pool: ProcessPoolExecutor | None = None
         self.io: ThreadPoolExecutor | None = None
+        self._respawning = asyncio.Lock()
 
     async def _start(self) -> None:
         self.pool = await spawn_pool(self.workers, _start_worker)
@@ -152,22 +155,43 @@ class Recognition(_Shared):
         if io is not None:
             io.shutdown(wait=False, cancel_futures=True)
 
-    def _pool(self) -> ProcessPoolExecutor:
-        if self.pool is None:
-            raise RuntimeError("recognition is not running")
-        return self.pool
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        """``fn(*args)`` on a worker. A worker that died (killed for memory, a crash in native
+        code) breaks the whole pool: the read in hand fails, and the workers are started
+        again for the next one instead of every later read failing until a restart."""
+        pool = self.pool
+        if pool is None:
+            if self._users == 0:
+                raise RuntimeError("recognition is not running")
+            pool = await self._respawn(None)  # the last start failed: try again
+        try:
+            return await asyncio.get_running_loop().run_in_executor(pool, fn, *args)
+        except BrokenProcessPool:
+            await self._respawn(pool)
+            raise
+
+    async def _respawn(self, broken: ProcessPoolExecutor | None) -> ProcessPoolExecutor:
+        async with self._respawning:
+            if self.pool is not broken and self.pool is not None:
+                return self.pool  # another read started them already
+            if self._users == 0:
+                raise RuntimeError("recognition is not running")
+            self.pool = None
+            if broken is not None:
+                log.error("an OCR worker died: starting the workers again")
+                broken.shutdown(wait=False, cancel_futures=True)
+            self.pool = await spawn_pool(self.workers, _start_worker)
+            return self.pool
 
     async def read_plate(
         self, views: list[list[Any]], min_confidence: float
     ) -> FusedPlate[PlateReading]:
         """The fused plate of a pass's frames: each view's burst, view by view."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), _read_plate, views, min_confidence)
+        return await self._run(_read_plate, views, min_confidence)
 
     async def read_containers(self, image: Any) -> list[ContainerReading]:
         """The container numbers in one frame."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._pool(), _read_containers, image)
+        return await self._run(_read_containers, image)
 
     async def keep(self, pass_id: str, label: str, crop: Any) -> str | None:
         """Save an evidence crop (encoded and written in a thread); its path, or None when
