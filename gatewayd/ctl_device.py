@@ -73,16 +73,28 @@ async def _stream(
                 return
 
 
-def _run(coro: Any, seconds: float | None) -> None:
+def _run(coro: Any, seconds: float | None, *, deadline_ends: bool = True) -> None:
+    """Run a device command for at most ``seconds``. Reaching that deadline ends a reading
+    command normally (``deadline_ends``) and fails any other; a device's own timeout (no
+    answer to its requests) or error always fails, with exit status 1."""
+    from drivers.supervisor import DriverError
+
     async def bounded() -> None:
+        deadline = asyncio.timeout(seconds)
         try:
-            async with asyncio.timeout(seconds):
+            async with deadline:
                 await coro
         except TimeoutError:
-            pass
+            if not deadline.expired():
+                raise  # the device's, not ours
+            if not deadline_ends:
+                raise TimeoutError(f"no result within {seconds:g} s") from None
 
     try:
         asyncio.run(bounded())
+    except (TimeoutError, DriverError) as exc:  # (TimeoutError is an OSError: first)
+        typer.echo(f"the device did not answer: {exc or type(exc).__name__}", err=True)
+        raise typer.Exit(1) from None
     except OSError as exc:
         typer.echo(f"cannot open the device: {exc}", err=True)
         raise typer.Exit(1) from None
@@ -175,7 +187,7 @@ def _seal_command(config: Path, seal_id: str, action: str) -> None:
                 raise typer.Exit(1) from None
             typer.echo(json.dumps({"seal_id": seal_id, "action": action, "state": state}))
 
-    _run(act(), 30)
+    _run(act(), 30, deadline_ends=False)
 
 
 @eseal_app.command("unlock")
@@ -223,7 +235,11 @@ def camera_snapshot(
         typer.echo(f"camera {view}: {exc}", err=True)
         raise typer.Exit(1) from None
     path = out or Path(f"{view}-{time.strftime('%Y%m%dT%H%M%S')}.jpg")
-    path.write_bytes(frame.jpeg())
+    try:
+        path.write_bytes(frame.jpeg())
+    except OSError as exc:
+        typer.echo(f"cannot save the snapshot to {path}: {exc.strerror or exc}", err=True)
+        raise typer.Exit(1) from None
     height, width = frame.image.shape[:2]
     report: dict[str, object] = {"view": view, "file": str(path), "width": width, "height": height}
     if ocr:

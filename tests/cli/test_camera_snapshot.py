@@ -10,14 +10,19 @@ from sim.render import render_plate_scene
 from tests.commands import GATEWAYCTL, ROOT, run, run_async
 
 
+def _with_camera(tmp_path: Path, server: MjpegServer) -> Path:
+    text = (ROOT / "config" / "lane.example.toml").read_text(encoding="utf-8")
+    text += f'\n[[cameras]]\nname = "front"\nurl = "{server.url("front")}"\n'
+    config = tmp_path / "lane.toml"
+    config.write_text(text, encoding="utf-8")
+    return config
+
+
 async def test_snapshot_saves_the_frame_and_shows_the_plate_read(tmp_path: Path) -> None:
     scene = render_plate_scene("苏E5M9Q1", "blue", seed=4, difficulty=0.2)
     async with MjpegServer(views=["front"], fps=5.0) as server:
         server.show("front", scene.image)
-        text = (ROOT / "config" / "lane.example.toml").read_text(encoding="utf-8")
-        text += f'\n[[cameras]]\nname = "front"\nurl = "{server.url("front")}"\n'
-        config = tmp_path / "lane.toml"
-        config.write_text(text, encoding="utf-8")
+        config = _with_camera(tmp_path, server)
         out = tmp_path / "front.jpg"
         code, stdout, stderr = await run_async(
             GATEWAYCTL,
@@ -37,6 +42,29 @@ async def test_snapshot_saves_the_frame_and_shows_the_plate_read(tmp_path: Path)
     assert (report["width"], report["height"]) == (1280, 720)
     assert out.read_bytes().startswith(b"\xff\xd8")
     assert [p["text"] for p in report["plates"]] == ["苏E5M9Q1"]
+
+
+async def test_a_snapshot_that_cannot_be_saved_is_an_error_not_a_traceback(
+    tmp_path: Path,
+) -> None:
+    scene = render_plate_scene("苏E5M9Q1", "blue", seed=4, difficulty=0.2)
+    async with MjpegServer(views=["front"], fps=5.0) as server:
+        server.show("front", scene.image)
+        out = tmp_path / "no-such-folder" / "front.jpg"
+        code, _, stderr = await run_async(
+            GATEWAYCTL,
+            "camera",
+            "snapshot",
+            "front",
+            "--config",
+            str(_with_camera(tmp_path, server)),
+            "--out",
+            str(out),
+            limit_s=120,
+        )
+    assert code == 1
+    assert f"cannot save the snapshot to {out}" in stderr
+    assert "Traceback" not in stderr
 
 
 async def test_unknown_view_is_refused_naming_the_configured_ones(tmp_path: Path) -> None:

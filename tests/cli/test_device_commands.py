@@ -136,6 +136,21 @@ async def test_unlock_a_seal_for_commissioning(tmp_path: Path) -> None:
         assert "ES00000000" in err
 
 
+async def test_a_seal_reader_that_does_not_answer_fails_the_command(tmp_path: Path) -> None:
+    async with EsealReaderSim(KEY) as reader:
+        reader.set_seal("ES12345678", "sealed")
+        reader.mute(True)  # powered off behind a live adapter
+        config = _config(tmp_path, seal=reader.path)
+        code, lines, err = await _ctl(
+            "device", "eseal", "unlock", "ES12345678", "--config", str(config)
+        )
+        assert code == 1  # never a silent success: the seal was not unlocked
+        assert lines == []
+        assert "did not answer: no answer" in err
+        assert reader.seal is not None
+        assert reader.seal.state == "sealed"
+
+
 async def test_a_simulated_device_in_the_config_has_nothing_to_read(tmp_path: Path) -> None:
     code, _, err = await _ctl("device", "read", "weighbridge", "--config", str(_config(tmp_path)))
     assert code == 1
