@@ -205,6 +205,13 @@ class ControlSection(Section):
         Path("/run/gatewayd/control.sock"),
         description="Unix socket for gatewayctl (status, officer overrides); owner and group only.",
     )
+    officers_group: str | None = Field(
+        None,
+        min_length=1,
+        max_length=32,
+        description="Unix group whose members (and root) may override a pass; others who can "
+        "reach the socket (technicians) only ask for status. Unset: anyone who can reach it.",
+    )
 
     @field_validator("socket")
     @classmethod

@@ -1,6 +1,9 @@
 """The lane's control socket: a Unix socket on which `gatewayctl` asks for status and an officer
-releases or holds the pass at the lane. Access is the socket file's permissions (owner and
-group only); every override carries the officer's id and reason and is audited in the ledger.
+releases or holds the pass at the lane. Reaching the socket is its file's permissions (owner
+and group only); overriding a pass can be narrowed to root and the members of a Unix group
+(``[control] officers_group``), known from the kernel's peer credentials, not from what the
+client says. Every override carries the officer's id and reason and is audited in the ledger,
+and the Unix user who asked is logged with it.
 
 Protocol: one JSON object per line each way.
 
@@ -12,11 +15,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import grp
 import json
 import logging
 import os
+import pwd
+import socket
 import stat
+import struct
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -50,13 +58,66 @@ def status(lane: Lane) -> dict[str, Any]:
     }
 
 
-async def _answer(lane: Lane, request: Any) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Peer:
+    """Who is on the other end of a connection, as the kernel says (SO_PEERCRED)."""
+
+    pid: int
+    uid: int
+    gid: int
+
+    @classmethod
+    def of(cls, writer: asyncio.StreamWriter) -> Peer | None:
+        """The peer of a Unix socket connection, or None where the kernel does not say."""
+        sock = writer.get_extra_info("socket")
+        if sock is None or not hasattr(socket, "SO_PEERCRED"):
+            return None
+        creds = sock.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        return cls(*struct.unpack("3i", creds))
+
+    def __str__(self) -> str:
+        return f"uid {self.uid} ({_user(self.uid) or '?'}), pid {self.pid}"
+
+
+def _user(uid: int) -> str | None:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return None
+
+
+def may_override(uid: int, officers_group: str | None) -> bool:
+    """Whether the Unix user ``uid`` may override a pass: anyone when no group is set, else
+    root and the members of ``officers_group`` (primary or supplementary).
+
+    >>> may_override(0, "customs-officers"), may_override(65534, None)
+    (True, True)
+    """
+    if officers_group is None or uid == 0:
+        return True
+    try:
+        wanted = grp.getgrnam(officers_group).gr_gid
+        user = pwd.getpwuid(uid)
+    except KeyError:
+        return False
+    return wanted in os.getgrouplist(user.pw_name, user.pw_gid)
+
+
+async def _answer(
+    lane: Lane, request: Any, peer: Peer | None = None, officers_group: str | None = None
+) -> dict[str, Any]:
     if not isinstance(request, dict):
         return {"error": "expected a JSON object"}
     cmd = request.get("cmd")
     if cmd == "status":
         return status(lane)
     if cmd == "override":
+        if officers_group is not None and (
+            peer is None or not may_override(peer.uid, officers_group)
+        ):
+            who = f"user {_user(peer.uid) or peer.uid}" if peer else "an unknown user"
+            log.warning("control: override refused to %s (not in %s)", peer, officers_group)
+            return {"error": f"{who} may not override: not in group {officers_group!r}"}
         action, officer, reason = (request.get(k) for k in ("action", "officer", "reason"))
         if action not in ("release", "hold"):
             return {"error": "action must be release or hold"}
@@ -74,13 +135,23 @@ async def _answer(lane: Lane, request: Any) -> dict[str, Any]:
         if wanted is not None and wanted != tx.pass_id:
             return {"error": f"pass {wanted} is not the one at the lane ({tx.pass_id})"}
         override_id = f"OV-{uuid.uuid4().hex[:12]}"
+        log.warning(
+            "control: %s override %s of %s by officer %r, asked by %s",
+            action,
+            override_id,
+            tx.pass_id,
+            officer.strip(),
+            peer or "an unknown user",
+        )
         # bound to the pass seen now: if the truck changes before the core takes it, refused
         lane.emit(Override(action, officer.strip(), reason.strip(), override_id, tx.pass_id))
         return {"accepted": True, "override_id": override_id, "pass_id": tx.pass_id}
     return {"error": f"unknown cmd {cmd!r}"}
 
 
-async def _reply(lane: Lane, line: bytes) -> dict[str, Any]:
+async def _reply(
+    lane: Lane, line: bytes, peer: Peer | None, officers_group: str | None
+) -> dict[str, Any]:
     """The answer to one request line; a request that cannot be read gets an error."""
     if len(line) > MAX_LINE:
         return {"error": "request too long"}
@@ -90,17 +161,26 @@ async def _reply(lane: Lane, line: bytes) -> dict[str, Any]:
         return {"error": "not UTF-8"}
     except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; so is NaN's kin
         return {"error": "not JSON"}
-    return await _answer(lane, request)
+    return await _answer(lane, request, peer, officers_group)
 
 
-async def serve(lane: Lane, path: Path) -> None:
-    """Serve the control socket until cancelled."""
+async def serve(lane: Lane, path: Path, *, officers_group: str | None = None) -> None:
+    """Serve the control socket until cancelled; overrides only from root and the members of
+    ``officers_group`` when it is given."""
+    if officers_group is not None:
+        try:
+            grp.getgrnam(officers_group)
+        except KeyError:
+            raise ControlSocketError(
+                f"officers_group {officers_group!r} is no group here"
+            ) from None
     await _prepare(path)
     clients = 0
 
     async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal clients
         clients += 1
+        peer = Peer.of(writer)
         try:
             if clients > MAX_CLIENTS:
                 await _send(writer, {"error": "too many connections"})
@@ -114,7 +194,7 @@ async def serve(lane: Lane, path: Path) -> None:
                     break
                 if not line:
                     break
-                await _send(writer, await _reply(lane, line))
+                await _send(writer, await _reply(lane, line, peer, officers_group))
         except ConnectionError:
             pass  # a client that went away
         except TimeoutError:

@@ -254,7 +254,9 @@ class Lane:
                 if self.config.control is not None:
                     from gatewayd import control
 
-                    tg.create_task(control.serve(self, self.config.control.socket), name="control")
+                    c = self.config.control
+                    served = control.serve(self, c.socket, officers_group=c.officers_group)
+                    tg.create_task(served, name="control")
                 if self.link is not None:
                     tg.create_task(self.link.run(self), name="link")
                 self.ready.set()

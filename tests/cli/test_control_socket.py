@@ -7,14 +7,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+import os
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from drivers.modbus_io import RelayIO
 from gatewayd import control
-from gatewayd.control import ControlSocketError, request, serve
+from gatewayd.control import ControlSocketError, may_override, request, serve
 from gatewayd.daemon import Lane
 from gatewayd.runner import build_sources
 from tests.sim.harness import lane_config, sim_sources
@@ -26,8 +29,10 @@ def _lane(tmp_path: Path) -> Lane:
 
 
 @contextlib.asynccontextmanager
-async def serving(lane: Lane, path: Path) -> AsyncIterator[asyncio.Task[None]]:
-    task = asyncio.create_task(serve(lane, path))
+async def serving(
+    lane: Lane, path: Path, officers_group: str | None = None
+) -> AsyncIterator[asyncio.Task[None]]:
+    task = asyncio.create_task(serve(lane, path, officers_group=officers_group))
     async with asyncio.timeout(5):
         while True:  # served once it answers (a stale socket file may be there before)
             with contextlib.suppress(OSError):
@@ -124,3 +129,58 @@ def test_gatewayd_run_names_the_part_that_could_not_start() -> None:
     nested = ExceptionGroup("lane", [ExceptionGroup("parts", [cause]), RuntimeError("later")])
     assert _cannot_start(nested) is cause
     assert _cannot_start(ExceptionGroup("lane", [RuntimeError("a bug")])) is None
+
+
+def test_who_may_override_is_root_and_the_officers_group() -> None:
+    assert may_override(0, "nogroup")  # root always
+    assert may_override(65534, None)  # no group set: whoever reaches the socket
+    assert may_override(65534, "nogroup")  # nobody's own group
+    assert not may_override(65534, "root")
+    assert not may_override(65534, "no-such-group")
+
+
+SYSTEM_PYTHON = "/usr/bin/python3"
+
+
+@pytest.fixture
+def open_folder() -> Iterator[Path]:
+    """A folder any user may reach (pytest's own are root's alone)."""
+    folder = Path(tempfile.mkdtemp(prefix="gatewayd-ctl-", dir="/tmp"))
+    folder.chmod(0o755)
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to connect as another user")
+@pytest.mark.skipif(not os.access(SYSTEM_PYTHON, os.X_OK), reason="no system python")
+async def test_a_user_outside_the_officers_group_gets_status_but_no_override(
+    open_folder: Path,
+) -> None:
+    sock = open_folder / "control.sock"
+    async with serving(_lane(open_folder), sock, officers_group="root"):
+        os.chmod(sock, 0o666)  # so that "nobody" reaches it at all
+        ask = (
+            "import json, socket, sys\n"
+            "s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])\n"
+            "for line in sys.argv[2:]:\n"
+            "    s.sendall(line.encode() + b'\\n')\n"
+            "    print(s.makefile().readline(), end='')\n"
+        )
+        override = {"cmd": "override", "action": "release", "officer": "O-7", "reason": "r"}
+        process = await asyncio.create_subprocess_exec(
+            SYSTEM_PYTHON, "-c", ask, str(sock), json.dumps({"cmd": "status"}),
+            json.dumps(override), user=65534, group=65534,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(process.communicate(), 10)
+        status, refused = (json.loads(line) for line in out.decode().splitlines())
+        assert status["phase"] == "idle"
+        assert refused == {"error": "user nobody may not override: not in group 'root'"}
+        # root is always an officer: its override gets as far as the lane's own checks
+        answer = await request(sock, override)
+        assert "no held or rejected pass" in str(answer["error"])
+
+
+async def test_an_officers_group_that_does_not_exist_stops_the_socket(tmp_path: Path) -> None:
+    with pytest.raises(ControlSocketError, match="no group here"):
+        await serve(_lane(tmp_path), tmp_path / "c.sock", officers_group="no-such-group")
