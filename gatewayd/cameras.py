@@ -403,5 +403,5 @@ class QrCameraSource(_CameraSource):
                 for scan in scans:
                     if scan.payload not in seen and self._emit is not None:
                         seen.add(scan.payload)
-                        self._emit(QrScanned(scan.payload))
+                        self._emit(QrScanned(scan.payload, pass_id))
             await asyncio.sleep(self.period_s)

@@ -62,6 +62,7 @@ class QrScanned:
     """A QR payload from the scanner or a camera."""
 
     payload: str
+    pass_id: str | None = None  # the pass whose frames a camera decoded (None: the current one)
 
 
 @dataclass(frozen=True)

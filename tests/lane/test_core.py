@@ -515,6 +515,14 @@ def test_qr_seen_twice_is_one_scan_and_foreign_codes_are_ignored() -> None:
     assert lane.foreign_qr == 1
 
 
+def test_a_note_a_camera_decoded_for_the_last_pass_is_not_this_one_s() -> None:
+    lane = core()
+    arrive(lane)
+    payload = CENTRAL.sign(note())
+    assert lane.handle(QrScanned(payload, "P0"), NOW) == []  # decoded from P0's frames, late
+    assert lane.handle(QrScanned(payload, "P1"), NOW) == [LoadDocuments("RN1")]
+
+
 def test_readings_outside_a_pass_are_ignored() -> None:
     lane = core()
     for event in readings():
