@@ -147,10 +147,10 @@ class ScannerLineDecoder:
     def feed(self, chunk: bytes, now: float | None = None) -> list[QrScan | Rejected]:
         """Scans completed by ``chunk`` (which came at ``now``, if the caller keeps time)."""
         out: list[QrScan | Rejected] = []
+        gap = self.idle_gap_s
         if now is not None:
             last, self._last = self._last, now
-            stale = last is not None and self.idle_gap_s is not None
-            if stale and now - last > self.idle_gap_s and len(self._line):  # type: ignore[operator]
+            if gap is not None and last is not None and now - last > gap and len(self._line):
                 line, overflowed = self._line.end()
                 if not overflowed:
                     out.append(Rejected("line cut short (no end before a pause)", line[:_RAW_KEEP]))

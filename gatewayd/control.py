@@ -159,7 +159,7 @@ async def _reply(
         request = json.loads(line)
     except UnicodeDecodeError:
         return {"error": "not UTF-8"}
-    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError; so is NaN's kin
+    except (ValueError, RecursionError):  # JSONDecodeError is a ValueError
         return {"error": "not JSON"}
     return await _answer(lane, request, peer, officers_group)
 
