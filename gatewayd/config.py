@@ -28,9 +28,24 @@ from recognition.evidence import EvidenceSettings
 SOCKET_PATH_MAX = 107
 
 
+# a lane's and a site's ids name MQTT topic levels, pass ids and evidence folders: no '/',
+# no MQTT wildcard, nothing a file name or a topic would change
+NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+
+
 class LaneSection(Section):
-    id: str = Field(min_length=1, max_length=64, description="Lane id, unique within the site.")
-    site: str = Field(min_length=1, max_length=64, description="Site (checkpoint) id.")
+    id: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=NAME,
+        description="Lane id, unique within the site (letters, digits, '-', '_', '.').",
+    )
+    site: str = Field(
+        min_length=1,
+        max_length=64,
+        pattern=NAME,
+        description="Site (checkpoint) id (letters, digits, '-', '_', '.').",
+    )
     direction: Literal["entry", "exit"] = Field(description="Which way traffic crosses here.")
     profile: str = Field(description="Name of the profile (see [profiles]) this lane runs.")
 

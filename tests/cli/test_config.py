@@ -84,6 +84,8 @@ def _line_of(path: Path, needle: str) -> int:
             "polygon",
             "lat, lon",
         ),
+        ('id = "lane-03"', 'id = "lane/03"', "lane.id", 'id = "lane/03"', "should match"),
+        ('site = "shekou-north"', 'site = "shekou-#"', "lane.site", "site =", "should match"),
         (
             'socket = "/run/gatewayd/control.sock"',
             f'socket = "/run/{"gatewayd/" * 12}control.sock"',
