@@ -96,6 +96,7 @@ class SimRelay:
         self.barrier = BarrierModel(travel_s)
         self.loops = {"arrival": False, "safety": False, "exit": False}
         self.coils: dict[int, bool] = {}
+        self._barrier_coils = (False, False)  # (up, down) as last applied
         self.collisions = 0
         self.light = "off"
         self.port = port
@@ -162,7 +163,10 @@ class SimRelay:
     def _apply_coils(self) -> None:
         c = self.settings.coils
         up, down = self.coils.get(c.barrier_up, False), self.coils.get(c.barrier_down, False)
-        if up and not down:
+        changed, self._barrier_coils = (up, down) != self._barrier_coils, (up, down)
+        if not changed:
+            pass  # a write to another coil (or the same value again) moves nothing
+        elif up and not down:
             self.barrier.command(True)
         elif down and not up:
             if self.loops["safety"]:

@@ -33,7 +33,7 @@ async def test_a_qr_camera_reads_the_note_without_starting_the_ocr_workers(
             async with asyncio.timeout(10):
                 while not isinstance(event := await events.get(), QrScanned):
                     pass
-            assert event == QrScanned(expected)
+            assert event == QrScanned(expected, "pass-1")  # decoded from that pass's frames
             started = set(multiprocessing.active_children()) - children
             assert not started, "a QR camera started the OCR worker processes"
         finally:

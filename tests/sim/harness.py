@@ -68,9 +68,12 @@ class RunningLane:
         return Ledger(self.ledger_path)
 
 
-def lane_config(tmp_path: Path, relay_port: int, **config_extra: Any) -> LaneConfig:
+def lane_config(
+    tmp_path: Path, relay_port: int, timing: dict[str, Any] | None = None, **config_extra: Any
+) -> LaneConfig:
     """The config of a container-entry lane with one note (RN1, 30 t, 沪A12345) in its
-    ledger (written to ``tmp_path``), every reading from a simulated source."""
+    ledger (written to ``tmp_path``), every reading from a simulated source; ``timing``
+    overrides some of the fast run's timings, ``config_extra`` whole sections."""
     ledger_path = tmp_path / "ledger.db"
     led = Ledger(ledger_path)
     led.upsert_book_lines([BookLineIn("BK1", 1, 100.0)])
@@ -100,6 +103,8 @@ def lane_config(tmp_path: Path, relay_port: int, **config_extra: Any) -> LaneCon
         timing=SimTiming(0.02),
         devices={kind: {"kind": "sim"} for kind in READING_KINDS},
     )
+    if timing:
+        config_extra["timing"] = config.timing.model_copy(update=timing)
     return config.model_copy(update=config_extra) if config_extra else config
 
 

@@ -24,7 +24,8 @@ from .harness import lane_config, running_lane, sim_sources
 async def test_an_arm_found_up_is_lowered_and_stops_over_a_car_that_slips_under_it(
     tmp_path: Path,
 ) -> None:
-    async with running_lane(tmp_path) as lane:
+    # an arm that takes a second to come down, and a lane that waits for it that long
+    async with running_lane(tmp_path, timing={"barrier_timeout_s": 5.0}) as lane:
         relay = lane.relay
         relay.barrier.travel_s = 1.0
         relay.barrier.position = relay.barrier.target = "open"  # raised by hand, say
@@ -37,6 +38,9 @@ async def test_an_arm_found_up_is_lowered_and_stops_over_a_car_that_slips_under_
         relay.set_loop("safety", False)
         await lane.wait(lambda: relay.barrier.position == "closed", limit_s=5)
         assert not lane.lane.core.faults
+        # the car slipped in under a moving arm (the simulator counts that); the arm was
+        # never lowered onto it
+        assert relay.collisions == 1
 
 
 async def test_a_flooded_event_queue_drops_readings_but_never_a_change_of_state(
