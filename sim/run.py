@@ -170,6 +170,11 @@ class Report:
             "hold": sum(r.outcome is Outcome.HOLD for r in self.results),
             "reject": sum(r.outcome is Outcome.REJECT for r in self.results),
             "wrong": sum(r.wrong for r in self.results),
+            # the wrong decisions that matter most: a truck let through that should not be
+            "wrong_releases": sum(
+                r.outcome is Outcome.RELEASE and r.vehicle.expect is not Outcome.RELEASE
+                for r in self.results
+            ),
             "decision_ms": {
                 "p50": _pct(ms, 50),
                 "p95": _pct(ms, 95),

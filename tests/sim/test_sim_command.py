@@ -110,7 +110,10 @@ def test_a_run_with_ocr_ends_cleanly_with_nothing_but_its_own_log_on_stderr() ->
     assert result.returncode == 0, result.stderr[-2000:]
     summary = json.loads(result.stdout.strip().splitlines()[-1])
     assert summary["vehicles"] == 2
-    assert summary["wrong"] == 0
+    # OCR read a truck through; a plate read from one doubtful picture may be held, never a
+    # truck let through that should not be
+    assert summary["release"] >= 1
+    assert summary["wrong_releases"] == 0
     assert "nanobind" not in result.stderr
     assert "Traceback" not in result.stderr
     assert "text detection result is empty" not in result.stderr
