@@ -89,6 +89,23 @@ async def test_a_client_that_never_finishes_its_line_is_dropped(
         assert (await request(sock, {"cmd": "status"}))["phase"] == "idle"
 
 
+async def test_connections_beyond_the_limit_are_turned_away_and_the_lane_still_answers(
+    tmp_path: Path,
+) -> None:
+    sock = tmp_path / "control.sock"
+    async with serving(_lane(tmp_path), sock):
+        held = [await asyncio.open_unix_connection(str(sock)) for _ in range(control.MAX_CLIENTS)]
+        assert (await request(sock, {"cmd": "status"})) == {"error": "too many connections"}
+        for _, writer in held:
+            writer.close()
+        for _ in range(100):  # until the server has seen them go (at most 5 s)
+            answer = await request(sock, {"cmd": "status"})
+            if "error" not in answer:
+                break
+            await asyncio.sleep(0.05)
+        assert answer["phase"] == "idle"
+
+
 async def test_the_socket_never_replaces_a_file_or_a_running_lane_s_socket(tmp_path: Path) -> None:
     lane = _lane(tmp_path)
     config = tmp_path / "lane.toml"
