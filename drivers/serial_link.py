@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Annotated, Generic, Literal, Protocol, TypeVar
 from urllib.parse import urlsplit
@@ -34,6 +35,10 @@ FIRST_REOPEN_S = 0.25  # a port that failed is tried again this soon, then less 
 # a network port whose host is gone answers nothing: without a bound, a connect waits for the
 # kernel's own (minutes), and the device is not reported down or tried again meanwhile
 CONNECT_TIMEOUT_S = 5.0
+# TCP keepalive on network lines: first probe after 10 s idle, then every 5 s, 3 unanswered
+# probes and the line is dead (about 25 s)
+KEEPALIVE = (10, 5, 3)
+KEEPALIVE_S = KEEPALIVE[0] + KEEPALIVE[1] * KEEPALIVE[2]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -154,6 +159,8 @@ async def open_line(
     except TimeoutError:
         raise OSError(f"{port}: no answer within {connect_timeout_s:g} s") from None
     try:
+        if network:
+            _keep_alive(writer.transport.get_extra_info("socket"))
         serial = writer.transport.get_extra_info("serial")
         # socket:// is carried on an asyncio socket, its pyserial port never opened: a new
         # connection holds nothing stale, and resetting that port would raise
@@ -162,6 +169,20 @@ async def open_line(
         yield reader, writer
     finally:
         await _close(writer)
+
+
+def _keep_alive(sock: socket.socket | None) -> None:
+    """Probe an idle network line, so that a peer gone without a word (a serial server that
+    lost power) fails the read within ``KEEPALIVE_S`` instead of never: a scanner is silent
+    between scans, and would otherwise stay "up" on a dead connection for good."""
+    if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
+        return
+    idle, interval, count = KEEPALIVE
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    if hasattr(socket, "TCP_KEEPIDLE"):  # Linux; elsewhere the system's own timings
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE, idle)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL, interval)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT, count)
 
 
 def open_serial(

@@ -17,7 +17,13 @@ from pydantic import ValidationError
 from drivers.eseal import EsealSettings
 from drivers.gps import GpsSettings
 from drivers.qr import QrScannerSettings
-from drivers.serial_link import PYSERIAL_SCHEMES, SerialPortSettings, open_line, open_serial
+from drivers.serial_link import (
+    KEEPALIVE,
+    PYSERIAL_SCHEMES,
+    SerialPortSettings,
+    open_line,
+    open_serial,
+)
 from drivers.weighbridge import WeighbridgeSettings
 from sim.ptyport import PtyPort
 
@@ -72,8 +78,13 @@ async def test_a_network_port_opens_and_reads(scheme: str) -> None:
     server = await asyncio.start_server(greet, "127.0.0.1", 0)
     async with server:
         port = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-        async with open_serial(SerialPortSettings(port=port)) as (reader, _writer):
+        async with open_serial(SerialPortSettings(port=port)) as (reader, writer):
             assert await asyncio.wait_for(reader.readuntil(b"\n"), 2) == b"$GPTXT,hello*00\r\n"
+            # an idle line is probed: a serial server gone without a word fails the read
+            sock = writer.transport.get_extra_info("socket")
+            assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == KEEPALIVE[0]
+            assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == KEEPALIVE[2]
 
 
 async def test_a_network_port_that_does_not_answer_fails_within_the_connect_timeout() -> None:
