@@ -38,7 +38,6 @@ CONNECT_TIMEOUT_S = 5.0
 # TCP keepalive on network lines: first probe after 10 s idle, then every 5 s, 3 unanswered
 # probes and the line is dead (about 25 s)
 KEEPALIVE = (10, 5, 3)
-KEEPALIVE_S = KEEPALIVE[0] + KEEPALIVE[1] * KEEPALIVE[2]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -173,8 +172,8 @@ async def open_line(
 
 def _keep_alive(sock: socket.socket | None) -> None:
     """Probe an idle network line, so that a peer gone without a word (a serial server that
-    lost power) fails the read within ``KEEPALIVE_S`` instead of never: a scanner is silent
-    between scans, and would otherwise stay "up" on a dead connection for good."""
+    lost power) fails the read within about 25 s (``KEEPALIVE``) instead of never: a scanner
+    is silent between scans, and would otherwise stay "up" on a dead connection for good."""
     if sock is None or sock.family not in (socket.AF_INET, socket.AF_INET6):
         return
     idle, interval, count = KEEPALIVE

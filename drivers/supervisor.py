@@ -232,7 +232,8 @@ class Supervisor(Generic[R]):
                 rejected = 0
                 self.health.accepted += 1
                 self.health.last_reading_at = time.monotonic()
-                self._set("up", "")
+                if self.health.state != "up":  # the first since opening (kept off the hot path)
+                    self._set("up", "")
                 self.on_reading(reading)
         finally:
             aclose = getattr(stream, "aclose", None)

@@ -125,15 +125,9 @@ def run(
 def _cannot_start(group: BaseExceptionGroup[BaseException]) -> Exception | None:
     """The error that kept a lane part from starting (a clear message, not a traceback)."""
     from gatewayd.control import ControlSocketError
+    from gatewayd.errors import first_error
 
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found = _cannot_start(exc)
-            if found is not None:
-                return found
-        elif isinstance(exc, ControlSocketError | ValueError):
-            return exc
-    return None
+    return first_error(group, (ControlSocketError, ValueError))
 
 
 def main() -> None:

@@ -30,22 +30,12 @@ SOCKET_PATH_MAX = 107
 
 # a lane's and a site's ids name MQTT topic levels, pass ids and evidence folders: no '/',
 # no MQTT wildcard, nothing a file name or a topic would change
-NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Name = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")]
 
 
 class LaneSection(Section):
-    id: str = Field(
-        min_length=1,
-        max_length=64,
-        pattern=NAME,
-        description="Lane id, unique within the site (letters, digits, '-', '_', '.').",
-    )
-    site: str = Field(
-        min_length=1,
-        max_length=64,
-        pattern=NAME,
-        description="Site (checkpoint) id (letters, digits, '-', '_', '.').",
-    )
+    id: Name = Field(description="Lane id, unique within the site (letters, digits, -, _, .).")
+    site: Name = Field(description="Site (checkpoint) id (letters, digits, -, _, .).")
     direction: Literal["entry", "exit"] = Field(description="Which way traffic crosses here.")
     profile: str = Field(description="Name of the profile (see [profiles]) this lane runs.")
 

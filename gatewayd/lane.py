@@ -253,14 +253,21 @@ class LaneCore:
 
     def _back_on_arrival(self, tx: Transaction, now: float) -> list[Command]:
         """The arrival loop occupied again before the pass was decided (or committed)."""
-        cleared_at, tx.arrival_cleared_at = tx.arrival_cleared_at, None
-        if cleared_at is None or now - cleared_at < self.settings.leave_s:
+        left = self._left(tx, now)
+        tx.arrival_cleared_at = None
+        if not left:
             tx.arrival_cleared = False  # a gap in the same vehicle (tractor and trailer)
             return []
         if self.phase is not Phase.COLLECTING:
             return []  # decided: the pass ends with the ledger's answer, and the next opens
         # The truck left and this is another: its readings must not join the old pass.
         return self._decide(tx, now, left=True)
+
+    def _left(self, tx: Transaction, now: float) -> bool:
+        """The arrival loop has been clear long enough, before a decision, that its truck left
+        (a shorter gap is the same vehicle: tractor and trailer)."""
+        cleared_at = tx.arrival_cleared_at
+        return cleared_at is not None and now - cleared_at >= self.settings.leave_s
 
     def _on_barrier(self, event: BarrierChanged, now: float) -> list[Command]:
         self.barrier = event.position
@@ -314,16 +321,14 @@ class LaneCore:
             out += self._finish(now)
         return out
 
+    def _free_to_lower(self) -> bool:
+        """No move of the arm is awaited, nothing is under it, and the relay can be told."""
+        return self.expect is None and not self.loops["safety"] and RELAY not in self.faults
+
     def _close_again(self, now: float) -> list[Command]:
         """Closing, but the arm is not down and no longer expected to come down (it went back
         up, or the command was lost): ask again, when nothing is under it."""
-        if (
-            self.phase is Phase.CLOSING
-            and self.barrier != "closed"
-            and self.expect is None
-            and not self.loops["safety"]
-            and RELAY not in self.faults
-        ):
+        if self.phase is Phase.CLOSING and self.barrier != "closed" and self._free_to_lower():
             return self._lower(now)
         return []
 
@@ -342,9 +347,7 @@ class LaneCore:
         if (
             self.release_for is None
             and self.barrier in ("open", "moving")
-            and not self.loops["safety"]
-            and self.expect is None
-            and RELAY not in self.faults
+            and self._free_to_lower()
         ):
             return self._lower(now)
         return []
@@ -616,12 +619,7 @@ class LaneCore:
         ):
             out.append(Alert("DEVICE_FAULT", "ledger commit is late", tx.pass_id))
             tx.committing_since = None  # alert once; the barrier stays down meanwhile
-        if (
-            self.phase is Phase.COLLECTING
-            and tx is not None
-            and tx.arrival_cleared_at is not None
-            and now - tx.arrival_cleared_at >= self.settings.leave_s
-        ):
+        if self.phase is Phase.COLLECTING and tx is not None and self._left(tx, now):
             return out + self._decide(tx, now, left=True)
         out += self._maybe_decide(now)
         out += self._maybe_close(now)

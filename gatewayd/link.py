@@ -50,6 +50,7 @@ from gatewayd.envelope import (
     open_central,
     outbox_message,
 )
+from gatewayd.errors import first_error
 from gatewayd.events import Event, Override, WatchlistChanged
 from gatewayd.lane import LaneCore
 from gatewayd.ledger import Ledger, OutboxRow
@@ -71,7 +72,6 @@ _PAHO = logging.getLogger("gatewayd.link.paho")
 _PAHO.setLevel(logging.CRITICAL)
 
 T = TypeVar("T")
-E = TypeVar("E", bound=BaseException)
 HEALTHY_AFTER_S = 5.0  # a session that lasted this long resets the backoff
 RECEIVE_BATCH = 64  # messages handled (and their deltas committed) together
 
@@ -427,7 +427,7 @@ class CentralLink:
                     await client.publish(self.topics.status, self._offline, qos=1, retain=True)
             raise
         except BaseExceptionGroup as group:
-            lost = _first(group, aiomqtt.MqttError)
+            lost = first_error(group, aiomqtt.MqttError)
             if lost is None:
                 raise
             raise lost from None
@@ -808,17 +808,6 @@ class CentralLink:
             except Exception:  # never stop the lane over it; try again next round
                 log.exception("outbox housekeeping failed")
             await asyncio.sleep(s.housekeeping_s)
-
-
-def _first(group: BaseExceptionGroup[BaseException], kind: type[E]) -> E | None:
-    for exc in group.exceptions:
-        if isinstance(exc, BaseExceptionGroup):
-            found = _first(exc, kind)
-            if found is not None:
-                return found
-        elif isinstance(exc, kind):
-            return exc
-    return None
 
 
 def _code(code: object) -> int:

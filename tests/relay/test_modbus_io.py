@@ -82,6 +82,21 @@ async def supervised(io: RelayIO) -> AsyncIterator[Harness]:
             await task
 
 
+@contextlib.asynccontextmanager
+async def relay_and_driver(
+    travel_s: float = 0.05, **extra: object
+) -> AsyncIterator[tuple[SimRelay, Harness]]:
+    """A simulated relay serving, and the driver connected to it with every input known."""
+    relay = SimRelay(settings(502), travel_s=travel_s)
+    port = await relay.start()
+    try:
+        async with supervised(RelayIO(settings(port, **extra))) as h:
+            await h.current()
+            yield relay, h
+    finally:
+        await relay.close()
+
+
 async def test_loop_inputs_are_reported_on_connect_and_on_every_change() -> None:
     relay = SimRelay(settings(502), travel_s=0.05)
     port = await relay.start()
@@ -104,63 +119,45 @@ async def test_loop_inputs_are_reported_on_connect_and_on_every_change() -> None
 
 
 async def test_barrier_and_light_commands_reach_the_relay() -> None:
-    relay = SimRelay(settings(502), travel_s=0.05)
-    port = await relay.start()
-    try:
-        async with supervised(RelayIO(settings(port))) as h:
-            await h.current()
-            await h.io.set_barrier(True)
-            await h.io.set_light("green")
-            assert relay.coils[0] is True
-            assert relay.coils[1] is False
-            assert relay.light == "green"
-            # the barrier's limit switches come back through the inputs
-            changes = {(await h.next_change()) for _ in range(2)}
-            assert changes == {
-                SignalChanged("barrier_closed", False),
-                SignalChanged("barrier_open", True),
-            }
-            await h.io.set_barrier(False)
-            assert relay.barrier.target == "closed"
-    finally:
-        await relay.close()
+    async with relay_and_driver() as (relay, h):
+        await h.io.set_barrier(True)
+        await h.io.set_light("green")
+        assert relay.coils[0] is True
+        assert relay.coils[1] is False
+        assert relay.light == "green"
+        # the barrier's limit switches come back through the inputs
+        changes = {(await h.next_change()) for _ in range(2)}
+        assert changes == {
+            SignalChanged("barrier_closed", False),
+            SignalChanged("barrier_open", True),
+        }
+        await h.io.set_barrier(False)
+        assert relay.barrier.target == "closed"
 
 
 async def test_a_stop_leaves_the_arm_where_it_is_with_both_coils_off() -> None:
-    relay = SimRelay(settings(502), travel_s=0.3)
-    port = await relay.start()
-    try:
-        async with supervised(RelayIO(settings(port))) as h:
-            await h.current()
-            relay.barrier.position = relay.barrier.target = "open"
-            await h.io.set_barrier(False)
-            assert relay.barrier.position == "moving"
-            await h.io.stop_barrier()
-            assert (relay.coils[0], relay.coils[1]) == (False, False)
-            await asyncio.sleep(0.5)  # longer than the whole travel
-            assert relay.barrier.position == "moving"  # between its limit switches
-            await h.io.set_barrier(False)  # lowered again, it goes all the way down
-            await asyncio.wait_for(relay.wait_position("closed"), 2)
-    finally:
-        await relay.close()
+    async with relay_and_driver(travel_s=0.3) as (relay, h):
+        relay.barrier.position = relay.barrier.target = "open"
+        await h.io.set_barrier(False)
+        assert relay.barrier.position == "moving"
+        await h.io.stop_barrier()
+        assert (relay.coils[0], relay.coils[1]) == (False, False)
+        await asyncio.sleep(0.5)  # longer than the whole travel
+        assert relay.barrier.position == "moving"  # between its limit switches
+        await h.io.set_barrier(False)  # lowered again, it goes all the way down
+        await asyncio.wait_for(relay.wait_position("closed"), 2)
 
 
 async def test_a_barrier_command_goes_out_before_the_next_poll() -> None:
-    relay = SimRelay(settings(502), travel_s=0.05)
-    port = await relay.start()
-    try:
-        # slow polling makes a command that waited for its turn obvious on the wire
-        async with supervised(RelayIO(settings(port, poll_ms=100))) as h:
-            await h.current()
-            for _ in range(5):
-                relay.requests.clear()
-                await h.io.set_barrier(True)
-                wire = [fc for fc, _ in relay.requests]
-                # at most the one poll already in flight precedes the write
-                assert wire[: wire.index(5)].count(2) <= 1, wire
-                await h.io.set_barrier(False)
-    finally:
-        await relay.close()
+    # slow polling makes a command that waited for its turn obvious on the wire
+    async with relay_and_driver(poll_ms=100) as (relay, h):
+        for _ in range(5):
+            relay.requests.clear()
+            await h.io.set_barrier(True)
+            wire = [fc for fc, _ in relay.requests]
+            # at most the one poll already in flight precedes the write
+            assert wire[: wire.index(5)].count(2) <= 1, wire
+            await h.io.set_barrier(False)
 
 
 async def test_unreachable_relay_refuses_commands_and_recovers_by_itself() -> None:
