@@ -674,7 +674,7 @@ class _Job:
 
 
 MAX_WAITING = 4  # lane commands waiting for the line; more fail at once as "busy"
-MAX_OUT = 64  # readings not yet taken by readings(); the oldest are dropped past this
+MAX_OUT = 64  # readings not yet taken by readings(); past this, rejects go first (_emit)
 
 
 class EsealConnection:
@@ -693,6 +693,8 @@ class EsealConnection:
         writer: asyncio.StreamWriter,
         settings: EsealSettings,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        last_seq: int = 0,
     ) -> None:
         self._reader, self._writer = reader, writer
         self.settings = settings
@@ -700,11 +702,13 @@ class EsealConnection:
         self._key = settings.key_bytes()
         self._decoder = MessageDecoder("responses")
         self._inbox: deque[Response | Rejected] = deque()
-        self._out: deque[EsealReaderReading] = deque(maxlen=MAX_OUT)
+        self._out: deque[EsealReaderReading] = deque()
         self._out_ready = asyncio.Event()
         self._jobs: deque[_Job] = deque()
         self._wake = asyncio.Event()
-        self._seq = 0
+        # request numbers go on from the last connection's: an answer from before a reconnect
+        # (still in a serial server's buffer, or late) can never match a request after it
+        self._seq = last_seq & 0xFF
         self._missed = 0
         self._last: SealReading | NoSeal | None = None
         self._task: asyncio.Task[None] | None = None
@@ -840,7 +844,20 @@ class EsealConnection:
                 job.future.set_exception(exc)
                 job.future.exception()  # retrieved: a caller that gave up is not an error
 
+    @property
+    def last_seq(self) -> int:
+        """The number of the last request sent."""
+        return self._seq
+
     def _emit(self, item: EsealReaderReading) -> None:
+        if len(self._out) >= MAX_OUT:
+            # a seal change is reported once (``_observe``): line noise must never push it
+            # out, so a reject goes first; only changes nobody took yet give way to newer ones
+            reject = next((i for i in self._out if isinstance(i, Rejected)), None)
+            if reject is not None:
+                self._out.remove(reject)
+            else:
+                self._out.popleft()
         self._out.append(item)
         self._out_ready.set()
 
@@ -965,6 +982,7 @@ class EsealReader:
         self.settings = settings
         self.clock = clock
         self._current: EsealConnection | None = None
+        self._last_seq = 0
 
     @property
     def connected(self) -> bool:
@@ -975,7 +993,9 @@ class EsealReader:
     async def open_device(self) -> AsyncIterator[EsealConnection]:
         """Open the port and greet the reader; raises ``TimeoutError`` if it never answers."""
         async with open_serial(self.settings) as (reader, writer):
-            connection = EsealConnection(reader, writer, self.settings, self.clock)
+            connection = EsealConnection(
+                reader, writer, self.settings, self.clock, last_seq=self._last_seq
+            )
             try:
                 await connection.start()
                 self._current = connection
@@ -984,6 +1004,7 @@ class EsealReader:
                 if self._current is connection:
                     self._current = None
                 await connection.stop()
+                self._last_seq = connection.last_seq
 
     def _connection(self) -> EsealConnection:
         connection = self._current

@@ -88,7 +88,8 @@ class EsealReaderSim:
         self.jammed = False
         self._radio_failures = 0
         self.executed: list[tuple[Command, str, Status]] = []  # unlock/arm: what and outcome
-        self.received: deque[tuple[float, Command | None]] = deque(maxlen=1000)  # (when, what)
+        # (when, what, request number)
+        self.received: deque[tuple[float, Command | None, int]] = deque(maxlen=1000)
         self.requests = 0
         self.rejected = 0
 
@@ -168,7 +169,7 @@ class EsealReaderSim:
             if item.addr not in (self.address, BROADCAST) or item.cmd & 0x80:
                 continue
             self.requests += 1
-            self.received.append((time.monotonic(), COMMANDS.get(item.cmd)))
+            self.received.append((time.monotonic(), COMMANDS.get(item.cmd), item.seq))
             if self._muted:
                 continue
             if item.cmd not in COMMANDS:

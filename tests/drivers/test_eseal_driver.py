@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -10,12 +11,15 @@ from typing import Any
 import pytest
 
 from drivers.eseal import (
+    CMD_CODES,
     EsealReader,
     EsealRefused,
     EsealSettings,
     EsealUnavailable,
     NoSeal,
     SealReading,
+    encode_frame,
+    info_payload,
 )
 from sim.eseal_device import EsealReaderSim
 from tests.drivers.serial_helpers import Collected, eventually, running
@@ -176,7 +180,7 @@ async def test_commands_do_not_wait_behind_polling(sim: EsealReaderSim) -> None:
         await eventually(lambda: reader.connected and sim.requests > 20)
         asked_at = time.monotonic()
         assert await reader.unlock(SEAL) == "opened"
-    after = [what for when, what in sim.received if when >= asked_at]
+    after = [what for when, what, _ in sim.received if when >= asked_at]
     # at most: the poll in flight, the unlock's own read of the challenge, then the unlock
     assert "unlock" in after[:3], after[:6]
 
@@ -251,6 +255,53 @@ async def test_pulled_cable_back_within_5_s_and_nothing_from_before_the_gap(
         assert [s.seal_id for s in after] == ["NEXT-TRUCK-9"]
         assert await reader.unlock("NEXT-TRUCK-9") == "opened"
     assert [state for _, state in got.states] == ["up", "down", "up"]
+
+
+async def test_request_numbers_go_on_across_a_reconnect(sim: EsealReaderSim) -> None:
+    # An answer from before a reconnect (late, or left in a serial server's buffer) must not
+    # match a request after it: numbers restarting at 1 would let the old connection's answer
+    # to its first read_seal stand for the new connection's, a seal that may have left.
+    got = Collected()
+    reader = EsealReader(settings_for(sim))
+    supervisor = reader.supervisor(got.on_reading, got.on_state)
+    async with running(supervisor):
+        await eventually(lambda: seals(got))
+        sim.unplug()
+        await eventually(lambda: supervisor.health.state == "down", what="driver saw the pull")
+        before = [seq for _, _, seq in sim.received]
+        replugged_at = time.monotonic()
+        sim.replug()
+        await eventually(lambda: seals(got, replugged_at), what="reading after replug")
+        after = [(what, seq) for when, what, seq in sim.received if when >= replugged_at]
+    assert after[0][0] == "info"
+    # after the last number used before the pull (failed reopens used a few more)
+    assert 1 <= (after[0][1] - before[-1]) % 256 <= 64
+
+
+async def test_line_noise_never_pushes_out_a_seal_change(sim: EsealReaderSim) -> None:
+    # Changes are reported once; a burst of noise queued behind one must not drop it.
+    reader = EsealReader(settings_for(sim))
+    async with reader.open_device() as connection:
+        await eventually(lambda: sim.requests >= 2, what="first poll")
+        sim.set_seal("NEXT-TRUCK-9", "sealed", 75)
+        polled = sim.requests
+        await eventually(lambda: sim.requests >= polled + 2, what="polls after the change")
+        stray = encode_frame(1, 250, 0x80 | CMD_CODES["info"], info_payload((1, 0), "X"))
+        sim.inject(stray * 100)  # answers to nothing asked: each one is reported as rejected
+        polled = sim.requests
+        await eventually(lambda: sim.requests >= polled + 3, what="polls after the noise")
+        taken: list[object] = []
+
+        async def take() -> None:
+            async for item in connection.readings():
+                taken.append(item)
+
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.2):
+                await take()
+    readings = [i for i in taken if isinstance(i, SealReading)]
+    assert [r.seal_id for r in readings][-1:] == ["NEXT-TRUCK-9"]
+    assert len(taken) == 64  # the noise was queued and cut
 
 
 async def test_a_command_in_flight_when_the_cable_is_pulled_fails_clearly(
