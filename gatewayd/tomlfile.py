@@ -97,6 +97,20 @@ def describe(exc: ValidationError, text: str) -> list[str]:
     return problems
 
 
+def _nul_keys(value: object, loc: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    """Key paths whose key or string value holds a NUL character."""
+    if isinstance(value, str):
+        return [loc] if "\x00" in value else []
+    if isinstance(value, dict):
+        found: list[tuple[str | int, ...]] = []
+        for key, item in value.items():
+            found += [(*loc, key)] if "\x00" in key else _nul_keys(item, (*loc, key))
+        return found
+    if isinstance(value, list):
+        return [p for i, item in enumerate(value) for p in _nul_keys(item, (*loc, i))]
+    return []
+
+
 def load_model(path: str | Path, model: type[M]) -> M:
     """Parse and validate a TOML file; raise FileError naming every problem."""
     try:
@@ -117,6 +131,17 @@ def parse_model(text: str, model: type[M], *, source: str = "<text>") -> M:
         raise FileError(source, [f"not valid TOML: {exc}"]) from None
     except RecursionError:
         raise FileError(source, ["not valid TOML: nested too deeply"]) from None
+    # a NUL passes TOML and pydantic but no path, address or id can hold one: opening the
+    # path would fail only when the lane runs, long after the config was called valid
+    if nul := _nul_keys(data):
+        lines = key_lines(text)
+        problems = []
+        for loc in nul:
+            line = _line_for(loc, lines)
+            dotted = ".".join(str(p).replace("\x00", "\\u0000") for p in loc)
+            where = f"{dotted} (line {line})" if line else dotted
+            problems.append(f"{where}: contains a NUL character (\\u0000)")
+        raise FileError(source, problems)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

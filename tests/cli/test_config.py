@@ -141,6 +141,22 @@ def test_a_config_saved_in_another_encoding_or_nested_without_end_is_a_clear_err
         assert "Traceback" not in result.stderr
 
 
+def test_a_nul_character_is_refused_at_validation_not_when_the_lane_opens_the_path(
+    tmp_path: Path,
+) -> None:
+    text = EXAMPLE.read_text(encoding="utf-8")
+    assert 'path = "/var/lib/gatewayd/ledger.db"' in text
+    path = tmp_path / "nul.toml"
+    path.write_text(
+        text.replace("/var/lib/gatewayd/ledger.db", "/var/lib/gatewayd/ledger\\u0000.db"),
+        encoding="utf-8",
+    )
+    result = validate(path)
+    assert result.returncode == 1
+    assert "ledger.path (line" in result.stderr
+    assert "NUL character" in result.stderr
+
+
 def test_unreadable_file() -> None:
     result = validate(ROOT / "does-not-exist.toml")
     assert result.returncode == 1
