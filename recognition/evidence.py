@@ -124,6 +124,7 @@ class EvidenceStore:
         self._now = now
         self._lock = threading.Lock()
         self._files: OrderedDict[Path, int] = OrderedDict()  # oldest first
+        self._stuck: dict[Path, int] = {}  # old files a delete failed on, still counted
         self._used = 0
         self._reserved = 0  # bytes promised to writes in flight
         self._passes: OrderedDict[str, _Pass] = OrderedDict()
@@ -181,8 +182,13 @@ class EvidenceStore:
             return None
         with self._lock:
             self._evict(size)
-            self._reserved += size
-            path = self._next_path(pass_id, label)
+            full = self._used + self._reserved + size > self.budget_bytes
+            if not full:
+                self._reserved += size
+                path = self._next_path(pass_id, label)
+        if full:  # only old files that cannot be deleted are left: the budget still holds
+            self._fail(f"{label}: budget full ({self._last_error})")
+            return None
         try:
             self._store(path, data)
         except OSError as exc:
@@ -265,22 +271,43 @@ class EvidenceStore:
     # --- keeping to the budget ----------------------------------------------------------------
 
     def _evict(self, incoming: int, room: int = 0) -> None:
-        """Delete oldest files until ``incoming`` fits (and ``room`` more is free); holds lock."""
+        """Delete oldest files until ``incoming`` fits (and ``room`` more is free); holds lock.
+
+        A file that cannot be deleted (permissions, a read-only mount) still takes its space:
+        it stays counted, is tried again whenever room is needed, and newer files go in its
+        place meanwhile.
+        """
+        if self._used + self._reserved + incoming <= self.budget_bytes and room <= 0:
+            return
+        for path, size in list(self._stuck.items()):
+            if self._delete(path):
+                del self._stuck[path]
+                self._used -= size
+                room -= size
         while self._files and (
             self._used + self._reserved + incoming > self.budget_bytes or room > 0
         ):
             path, size = self._files.popitem(last=False)
-            self._used -= size
-            room -= size
-            try:
-                path.unlink()
-            except FileNotFoundError:
-                pass  # removed by hand: it no longer takes space either
-            except OSError as exc:
+            if self._delete(path):
+                self._used -= size
+                room -= size
+            else:
+                self._stuck[path] = size
+
+    def _delete(self, path: Path) -> bool:
+        """Delete one picture (holds lock); False when it is still there."""
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass  # removed by hand: it no longer takes space either
+        except OSError as exc:
+            self._last_error = f"cannot delete old evidence {path.name}: {exc.strerror or exc}"
+            if path not in self._stuck:
                 log.warning("cannot delete old evidence %s: %s", path, exc)
-                continue
-            self._deleted += 1
-            self._prune(path.parent)
+            return False
+        self._deleted += 1
+        self._prune(path.parent)
+        return True
 
     def _room_on_disk(self, size: int) -> int:
         try:
@@ -362,7 +389,7 @@ class EvidenceStore:
         """A snapshot of the counters."""
         with self._lock:
             return EvidenceStats(
-                files=len(self._files),
+                files=len(self._files) + len(self._stuck),
                 bytes=self._used,
                 budget_bytes=self.budget_bytes,
                 written=self._written,

@@ -141,6 +141,45 @@ def test_a_failing_disk_is_logged_once_counted_and_survived(
     assert store.usage_bytes() == path.stat().st_size
 
 
+def undeletable(picture: Path) -> None:
+    """Swap a picture for a folder of its name: the kernel refuses to unlink it (EISDIR),
+    as it would a file on a read-only mount, and the test can still see every byte."""
+    picture.unlink()
+    picture.mkdir()
+
+
+def test_old_evidence_that_cannot_be_deleted_still_counts_against_the_budget(
+    tmp_path: Path,
+) -> None:
+    size = len(cv2.imencode(".jpg", crop(0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1])
+    store = EvidenceStore(tmp_path, int(size * 3.5), now=lambda: DAY)  # three crops
+    paths = [store.save_crop(f"pass-{i}", "plate", crop(i)) for i in range(3)]
+    assert None not in paths
+    stuck = paths[0]
+    assert stuck is not None
+    undeletable(stuck)
+    newest = store.save_crop("pass-3", "plate", crop(3))
+    assert newest is not None
+    # pass-0 could not go, so pass-1 went in its place: the budget holds on disk
+    assert set(on_disk(tmp_path)) == {paths[2], newest}
+    assert store.usage_bytes() == sum(on_disk(tmp_path).values()) + size
+    assert store.stats().files == 3
+
+    for path in paths[2], newest:
+        assert path is not None
+        undeletable(path)
+    assert store.save_crop("pass-4", "plate", crop(4)) is None  # nothing left it may delete
+    assert "budget full" in store.stats().last_error
+    assert "cannot delete" in store.stats().last_error
+
+    for path in stuck, paths[2], newest:
+        assert path is not None
+        path.rmdir()  # the technician clears them (or the mount is writable again)
+    last = store.save_crop("pass-5", "plate", crop(5))
+    assert last is not None
+    assert store.usage_bytes() == sum(on_disk(tmp_path).values()) == last.stat().st_size
+
+
 def test_bad_input_is_refused_without_raising(tmp_path: Path) -> None:
     store = EvidenceStore(tmp_path, 1024 * 1024, now=lambda: DAY)
     assert store.save_crop("p1", "plate", np.zeros((0, 0, 3), np.uint8)) is None
