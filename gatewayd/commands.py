@@ -142,6 +142,7 @@ class AuditOverride:
     reason: str
     override_id: str
     record: PassRecord
+    requested_by: str = ""  # as in ``events.Override``
 
 
 @dataclass(frozen=True)

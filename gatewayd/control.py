@@ -144,7 +144,8 @@ async def _answer(
             peer or "an unknown user",
         )
         # bound to the pass seen now: if the truck changes before the core takes it, refused
-        lane.emit(Override(action, officer.strip(), reason.strip(), override_id, tx.pass_id))
+        asker = f"unix:{peer}" if peer else "unix:unknown"
+        lane.emit(Override(action, officer.strip(), reason.strip(), override_id, tx.pass_id, asker))
         return {"accepted": True, "override_id": override_id, "pass_id": tx.pass_id}
     return {"error": f"unknown cmd {cmd!r}"}
 

@@ -121,6 +121,9 @@ class Override:
     reason: str
     override_id: str
     pass_id: str
+    # who asked, as the lane knows it (the control socket's Unix user, or central's command):
+    # the officer's id is what the asker typed, this is what the lane checked
+    requested_by: str = ""
 
 
 @dataclass(frozen=True)

@@ -569,7 +569,13 @@ class LaneCore:
             tx.committing_since = now
             self.phase = Phase.COMMITTING
             audit = AuditOverride(
-                tx.pass_id, "release", event.officer, event.reason, event.override_id, record
+                tx.pass_id,
+                "release",
+                event.officer,
+                event.reason,
+                event.override_id,
+                record,
+                event.requested_by,
             )
             return [audit]
         if event.action == "hold" and self.phase is Phase.COLLECTING and tx is not None:
@@ -579,7 +585,13 @@ class LaneCore:
             tx.committing_since = now
             self.phase = Phase.COMMITTING
             audit = AuditOverride(
-                tx.pass_id, "hold", event.officer, event.reason, event.override_id, record
+                tx.pass_id,
+                "hold",
+                event.officer,
+                event.reason,
+                event.override_id,
+                record,
+                event.requested_by,
             )
             return [audit]
         return [Alert("OVERRIDE_IGNORED", f"no pass waiting for {event.action} ({self.phase})")]

@@ -98,7 +98,8 @@ CREATE TABLE IF NOT EXISTS overrides (
     action TEXT NOT NULL,
     officer TEXT NOT NULL,
     reason TEXT NOT NULL,
-    at REAL NOT NULL
+    at REAL NOT NULL,
+    requested_by TEXT NOT NULL DEFAULT ''
 );
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -238,6 +239,7 @@ class Ledger:
         conn.execute("PRAGMA wal_autocheckpoint=0")
         conn.executescript(_SCHEMA)
         conn.executescript(_SYNC_SCHEMA)
+        self._add_missing_columns()
         self._set_meta_default("schema_version", str(SCHEMA_VERSION))
 
     def close(self) -> None:
@@ -411,8 +413,18 @@ class Ledger:
                 if done is not None:
                     return done
             self.conn.execute(
-                "INSERT OR IGNORE INTO overrides VALUES (?, ?, ?, ?, ?, ?)",
-                (cmd.override_id, cmd.pass_id, cmd.action, cmd.officer, cmd.reason, time.time()),
+                "INSERT OR IGNORE INTO overrides "
+                "(override_id, pass_id, action, officer, reason, at, requested_by) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (
+                    cmd.override_id,
+                    cmd.pass_id,
+                    cmd.action,
+                    cmd.officer,
+                    cmd.reason,
+                    time.time(),
+                    cmd.requested_by,
+                ),
             )
             final = self._override_write_off(record) if cmd.action == "release" else record
             if self._existing_pass(cmd.pass_id) is None:
@@ -430,7 +442,12 @@ class Ledger:
                         cmd.pass_id,
                     ),
                 )
-                payload = {**final.as_dict(), "officer": cmd.officer, "why": cmd.reason}
+                payload = {
+                    **final.as_dict(),
+                    "officer": cmd.officer,
+                    "why": cmd.reason,
+                    "requested_by": cmd.requested_by,
+                }
                 self._enqueue("override", cmd.override_id, payload)
             return final.outcome, final.reasons
 
@@ -593,6 +610,15 @@ class Ledger:
         """Store a setting."""
         with self._transaction():
             self.conn.execute("INSERT OR REPLACE INTO meta VALUES (?, ?)", (key, value))
+
+    def _add_missing_columns(self) -> None:
+        """Bring a ledger written by an earlier version up to this one's tables."""
+        have = {row[1] for row in self.conn.execute("PRAGMA table_info(overrides)")}
+        if "requested_by" not in have:
+            with self._transaction():
+                self.conn.execute(
+                    "ALTER TABLE overrides ADD COLUMN requested_by TEXT NOT NULL DEFAULT ''"
+                )
 
     def _set_meta_default(self, key: str, value: str) -> None:
         with self._transaction():
@@ -771,9 +797,10 @@ class Ledger:
     def overrides(self) -> list[dict[str, Any]]:
         """The override audit, oldest first."""
         rows = self.conn.execute(
-            "SELECT override_id, pass_id, action, officer, reason, at FROM overrides ORDER BY at"
+            "SELECT override_id, pass_id, action, officer, reason, at, requested_by "
+            "FROM overrides ORDER BY at"
         )
-        keys = ("override_id", "pass_id", "action", "officer", "reason", "at")
+        keys = ("override_id", "pass_id", "action", "officer", "reason", "at", "requested_by")
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def prune_outbox(self, before: float, keep: int) -> int:

@@ -670,7 +670,11 @@ class CentralLink:
         log.info("command %s from central: %s", command.command_id, command.action)
         if command.override is not None:
             o = command.override
-            lane.emit(Override(o.action, o.officer, o.reason, command.command_id, bound))
+            lane.emit(
+                Override(
+                    o.action, o.officer, o.reason, command.command_id, bound, "central command"
+                )
+            )
         else:
             await self._publish_status(client, lane, request_id=command.command_id)
 

@@ -174,6 +174,7 @@ async def test_an_officer_at_central_releases_a_held_pass_and_it_is_audited(
                 "officer": "王 7",
                 "reason": "plate checked by hand",
                 "at": overrides[0]["at"],
+                "requested_by": "central command",
             }
         ]
         await eventually(lambda: command_id in s.central.overrides, what="override at central")

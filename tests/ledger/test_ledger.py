@@ -175,13 +175,16 @@ def test_override_release_is_audited_and_writes_off(ledger: Ledger) -> None:
     )
     ledger.commit_pass(held)
     released = release("P1", "RN1", (("BK1", 1, 30.0),))
-    audit = AuditOverride("P1", "release", "officer-7", "scale fault", "OV1", released)
+    asker = "unix:uid 1001 (alice), pid 4242"
+    audit = AuditOverride("P1", "release", "officer-7", "scale fault", "OV1", released, asker)
     assert ledger.audit_override(audit)[0] is Outcome.RELEASE
     assert ledger.audit_override(audit)[0] is Outcome.RELEASE  # replayed: no second write-off
     assert remaining(ledger)[("BK1", 1)] == 70.0
-    row = ledger.conn.execute("SELECT officer, reason FROM overrides").fetchall()
-    assert row == [("officer-7", "scale fault")]
+    row = ledger.conn.execute("SELECT officer, reason, requested_by FROM overrides").fetchall()
+    assert row == [("officer-7", "scale fault", asker)]
     assert outbox_keys(ledger) == [("pass", "P1"), ("override", "OV1")]
+    payload = ledger.conn.execute("SELECT payload FROM outbox WHERE key = 'OV1'").fetchone()[0]
+    assert json.loads(payload)["requested_by"] == asker
     record = json.loads(ledger.conn.execute("SELECT record FROM passes").fetchone()[0])
     assert record["decision"] == "release"
 
@@ -222,6 +225,39 @@ def test_override_release_of_a_short_note_uses_it_and_draws_only_what_is_covered
     payload = ledger.conn.execute("SELECT payload FROM outbox WHERE key = 'OV1'").fetchone()[0]
     assert json.loads(payload)["write_off"] == drawn
     assert json.loads(payload)["trip_id"] == "TR1"
+
+
+def test_a_ledger_written_before_overrides_named_who_asked_opens_with_its_audit_kept(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "old.db"
+    old = sqlite3.connect(path)
+    old.execute(
+        "CREATE TABLE overrides (override_id TEXT PRIMARY KEY, pass_id TEXT NOT NULL, "
+        "action TEXT NOT NULL, officer TEXT NOT NULL, reason TEXT NOT NULL, at REAL NOT NULL)"
+    )
+    old.execute("INSERT INTO overrides VALUES ('OV0', 'P0', 'hold', 'officer-2', 'seal', 1.0)")
+    old.commit()
+    old.close()
+    led = Ledger(path)
+    try:
+        assert led.overrides() == [
+            {
+                "override_id": "OV0",
+                "pass_id": "P0",
+                "action": "hold",
+                "officer": "officer-2",
+                "reason": "seal",
+                "at": 1.0,
+                "requested_by": "",
+            }
+        ]
+        held = PassRecord("P1", "L1", 1.0, 2.0, Outcome.HOLD, (), None, None, ())
+        led.commit_pass(held)
+        led.audit_override(AuditOverride("P1", "hold", "officer-3", "x", "OV1", held, "me"))
+        assert [o["requested_by"] for o in led.overrides()] == ["", "me"]
+    finally:
+        led.close()
 
 
 def test_a_note_an_officer_released_before_the_lane_held_it_arrives_used(ledger: Ledger) -> None:

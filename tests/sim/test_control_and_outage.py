@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import pwd
 from pathlib import Path
 
 from gatewayd.config import ControlSection
@@ -56,9 +58,14 @@ async def test_officer_releases_a_held_truck_from_the_cli_and_it_is_audited(tmp_
 
         led = lane.ledger()
         audit = led.conn.execute(
-            "SELECT pass_id, action, officer, reason FROM overrides"
+            "SELECT pass_id, action, officer, reason, requested_by FROM overrides"
         ).fetchall()
-        assert audit == [(answer["pass_id"], "release", "O-7", "load verified by hand")]
+        # the officer id is what was typed; who asked is what the kernel told the lane
+        asker = f"unix:uid {os.getuid()} ({pwd.getpwuid(os.getuid()).pw_name}), pid "
+        assert [row[:4] for row in audit] == [
+            (answer["pass_id"], "release", "O-7", "load verified by hand")
+        ]
+        assert audit[0][4].startswith(asker)
         (record,) = led.passes()
         assert record["decision"] == "release"
         assert {r["code"] for r in record["reasons"]} == {"OVERWEIGHT", "OVERRIDE"}
