@@ -26,19 +26,28 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from gatewayd.events import Override
-from gatewayd.lane import Phase
-
-if TYPE_CHECKING:
-    from gatewayd.daemon import Lane
+from gatewayd.config import LaneConfig
+from gatewayd.events import Event, Override
+from gatewayd.lane import LaneCore, Phase
 
 log = logging.getLogger(__name__)
 
 MAX_LINE = 4096
 IDLE_S = 30.0  # a client that sends no whole line for this long is dropped
 MAX_CLIENTS = 16  # gatewayctl opens one connection per request; more is someone else's loop
+
+
+class Lane(Protocol):
+    """What the socket needs of a running lane (``daemon.Lane``, which serves it)."""
+
+    config: LaneConfig
+    core: LaneCore
+    dropped: int
+
+    def emit(self, event: Event) -> None:
+        """Queue an event for the lane's core."""
 
 
 def status(lane: Lane) -> dict[str, Any]:
