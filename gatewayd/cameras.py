@@ -361,13 +361,18 @@ class ContainerCameraSource(_CameraSource):
     """The container numbers, fused over every view (sides, back, top)."""
 
     async def read(self, pass_id: str) -> None:
-        frames = await self._frames()
-        if not frames or self._emit is None:
+        bursts = await self._bursts()
+        if not bursts or self._emit is None:
             return
+        frames = [(f, 1.0 / len(burst)) for burst in bursts for f in burst]
         per_frame = await asyncio.gather(
-            *(self.recognition.read_containers(f.image) for f in frames)
+            *(self.recognition.read_containers(f.image) for f, _ in frames)
         )
-        fused: list[FusedContainer] = fuse_containers(r for readings in per_frame for r in readings)
+        # a burst's frames together are one witness (see fuse_containers)
+        readings = [(r, w) for (_, w), found in zip(frames, per_frame, strict=True) for r in found]
+        fused: list[FusedContainer] = fuse_containers(
+            [r for r, _ in readings], weights=[w for _, w in readings]
+        )
         seen = tuple(
             ContainerSeen(
                 box.number,

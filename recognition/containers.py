@@ -1016,12 +1016,18 @@ def _distance(a: str, b: str) -> int:
 def fuse_containers(
     readings: Iterable[ContainerReading],
     *,
+    weights: Sequence[float] | None = None,
     min_confidence: float = 0.6,
     max_containers: int = 2,
 ) -> list[FusedContainer]:
     """Agree one answer per container from the readings of all views of one pass.
 
-    A number verified in two or more readings is taken as a container of its own, even
+    ``weights`` says how much of a witness each reading is (default 1 each: independent
+    views). The frames of one camera's burst see the box from one place a moment apart, so
+    a misreading there repeats in every frame: give each of a burst's ``n`` frames ``1/n``
+    (``ContainerCameraSource`` does), and a reading repeated stays as doubtful as it was.
+
+    A number verified by two or more witnesses is taken as a container of its own, even
     when it differs little from another (a shipper's boxes often have consecutive
     serials). Any other reading within two edits of such a number (first ten characters;
     a character read wrong, dropped or added, so a window slipped by one place too) is
@@ -1035,37 +1041,43 @@ def fuse_containers(
     ``needs_review`` (hold the truck for a human) when no view verified its check digit,
     or its confidence is below ``min_confidence``; beyond ``max_containers`` confident
     containers the weakest are marked too (a truck carries at most two boxes). When
-    ``max_containers`` containers are each verified in two views and confident, numbers no
-    view verified are left out: they can only be misreadings. Confident containers come
+    ``max_containers`` containers are each verified by two witnesses and confident, numbers
+    no view verified are left out: they can only be misreadings. Confident containers come
     first.
     """
-    rs = [r for r in readings if len(r.number) >= 10]
-    count: dict[str, int] = {}
-    for r in rs:
-        if r.verified:
-            count[r.number] = count.get(r.number, 0) + 1
-    seeds = sorted((n for n, k in count.items() if k >= 2), key=lambda n: -count[n])
-    groups: list[list[ContainerReading]] = [[] for _ in seeds]
-    loose: list[ContainerReading] = []
-    for r in sorted(rs, key=lambda r: (r.verified, r.confidence), reverse=True):
-        near = [i for i, n in enumerate(seeds) if _distance(r.number, n) <= 2]
-        exact = [i for i in near if seeds[i][:10] == r.number[:10]]
+    readings = list(readings)
+    if weights is None:
+        weights = [1.0] * len(readings)
+    if len(weights) != len(readings):
+        raise ValueError("one weight per reading")
+    rs = [_Witness(r, w) for r, w in zip(readings, weights, strict=True) if len(r.number) >= 10]
+    count: dict[str, float] = {}
+    for x in rs:
+        if x.r.verified:
+            count[x.r.number] = count.get(x.r.number, 0.0) + x.w
+    two = 2.0 - 1e-9  # n shares of 1/n add up to a shade under 1
+    seeds = sorted((n for n, k in count.items() if k >= two), key=lambda n: -count[n])
+    groups: list[list[_Witness]] = [[] for _ in seeds]
+    loose: list[_Witness] = []
+    for x in sorted(rs, key=lambda x: (x.r.verified, x.r.confidence), reverse=True):
+        near = [i for i, n in enumerate(seeds) if _distance(x.r.number, n) <= 2]
+        exact = [i for i in near if seeds[i][:10] == x.r.number[:10]]
         if exact or near:
-            groups[(exact or near)[0]].append(r)
+            groups[(exact or near)[0]].append(x)
         else:
-            loose.append(r)
-    for r in loose:
+            loose.append(x)
+    for x in loose:
         for g in groups[len(seeds) :]:
-            if any(_distance(r.number, o.number) <= 2 for o in g):
-                g.append(r)
+            if any(_distance(x.r.number, o.r.number) <= 2 for o in g):
+                g.append(x)
                 break
         else:
-            groups.append([r])
+            groups.append([x])
     fused = [_fuse_group(g, min_confidence) for g in groups if g]
-    # Once as many boxes as a truck carries are each verified in two views and confident,
-    # a number that no view verified is a misreading of one of them: no box is left for
-    # it to be.
-    sure = [f for f in fused if not f.needs_review and count.get(f.number, 0) >= 2]
+    # Once as many boxes as a truck carries are each verified by two witnesses and
+    # confident, a number that no view verified is a misreading of one of them: no box is
+    # left for it to be.
+    sure = [f for f in fused if not f.needs_review and count.get(f.number, 0.0) >= two]
     if len(sure) >= max_containers:
         fused = [f for f in fused if f.verified]
     fused.sort(key=lambda f: (not f.needs_review, f.confidence, f.views), reverse=True)
@@ -1077,55 +1089,64 @@ def fuse_containers(
     ]
 
 
+@dataclass(frozen=True)
+class _Witness:
+    """A reading and how much of a witness it is (1: an independent view)."""
+
+    r: ContainerReading
+    w: float
+
+
 def _with_review(f: FusedContainer, reason: str) -> FusedContainer:
     return replace(f, needs_review=True, reasons=(*f.reasons, reason))
 
 
-def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> FusedContainer:
+def _fuse_group(group: Sequence[_Witness], min_confidence: float) -> FusedContainer:
     # support per full number: verified readings vote with their confidence; an
     # unverified reading supports the verified numbers sharing its first ten characters
     verified: dict[str, float] = {}
-    for r in group:
-        if r.verified:
-            verified[r.number] = verified.get(r.number, 0.0) + r.confidence
-    for r in group:
-        if not r.verified:
+    for x in group:
+        if x.r.verified:
+            verified[x.r.number] = verified.get(x.r.number, 0.0) + x.w * x.r.confidence
+    for x in group:
+        if not x.r.verified:
             for n in verified:
-                if n[:10] == r.number[:10]:
-                    verified[n] += 0.5 * r.confidence
+                if n[:10] == x.r.number[:10]:
+                    verified[n] += 0.5 * x.w * x.r.confidence
     reasons: list[str] = []
     if verified:
         ranked = sorted(verified.items(), key=lambda kv: kv[1], reverse=True)
         number, support = ranked[0]
         rival = ranked[1][1] if len(ranked) > 1 else 0.0
         alternatives = tuple(n for n, _ in ranked[1:])
-        backing = [r for r in group if r.number[:10] == number[:10]]
+        backing = [x for x in group if x.r.number[:10] == number[:10]]
         # Views of another serial count against it: one owner's boxes often have
         # consecutive serials. Not one of this serial under other owner letters (OCLU for
         # OOLU): two boxes on one truck with one serial under owner codes a letter apart
         # would be a freak; it is this box, its owner code misread. Nor one whose own check
         # digit was read and disproves it: a misreading is no evidence for another number.
-        against = [
-            r
-            for r in group
-            if r.number[4:10] != number[4:10] and (r.verified or len(r.number) < 11)
-        ]
-        # independent agreeing views make a number likelier; verified rivals make it doubtful
+        against = sum(
+            x.w
+            for x in group
+            if x.r.number[4:10] != number[4:10] and (x.r.verified or len(x.r.number) < 11)
+        )
+        # independent agreeing views make a number likelier (a burst's frames together are
+        # one view); verified rivals make it doubtful
         conf = 1.0
-        for r in backing:
-            conf *= 1.0 - r.confidence * (0.9 if r.verified else 0.4)
+        for x in backing:
+            conf *= (1.0 - x.r.confidence * (0.9 if x.r.verified else 0.4)) ** x.w
         conf = 1.0 - conf
         if rival:
             # a verified rival is a misreading or a doubt: only a clear majority holds
             conf *= max(0.0, support - rival) / support
         elif against:
-            conf *= 1.0 - 0.15 * len(against)
+            conf *= 1.0 - 0.15 * against
     else:
-        best = max(group, key=lambda r: r.confidence)
-        number = best.number
-        alternatives = tuple(sorted({r.number for r in group} - {number}))
-        backing = [r for r in group if r.number[:10] == number[:10]]
-        conf = 0.5 * max(r.confidence for r in backing)
+        best = max(group, key=lambda x: x.r.confidence)
+        number = best.r.number
+        alternatives = tuple(sorted({x.r.number for x in group} - {number}))
+        backing = [x for x in group if x.r.number[:10] == number[:10]]
+        conf = 0.5 * max(x.r.confidence for x in backing)
         reasons.append("check digit not read in any view")
     conf = float(min(1.0, max(0.0, conf)))
     if conf < min_confidence and not reasons:
@@ -1133,9 +1154,11 @@ def _fuse_group(group: Sequence[ContainerReading], min_confidence: float) -> Fus
         if alternatives:
             why += f"; views also read {', '.join(alternatives)}"
         reasons.append(why)
-    size_types = [r.size_type for r in backing if r.size_type]
+    size_types = [x.r.size_type for x in backing if x.r.size_type]
     size_type = max(set(size_types), key=size_types.count) if size_types else None
-    evidence = max(backing, key=lambda r: (r.verified and r.number == number, r.confidence))
+    evidence = max(
+        (x.r for x in backing), key=lambda r: (r.verified and r.number == number, r.confidence)
+    )
     return FusedContainer(
         number=number,
         verified=bool(verified),

@@ -297,6 +297,21 @@ def test_one_weak_view_is_not_enough() -> None:
     assert fused[0].confidence < 0.6
 
 
+def test_a_weak_reading_repeated_through_one_burst_stays_weak() -> None:
+    once = fuse_containers([reading("TEMU5037029", confidence=0.4)])
+    burst = fuse_containers([reading("TEMU5037029", confidence=0.4)] * 5, weights=[0.2] * 5)
+    assert burst[0].confidence == pytest.approx(once[0].confidence)
+    assert burst[0].needs_review
+    # five cameras that each read it so are five witnesses
+    views = fuse_containers([reading("TEMU5037029", confidence=0.4)] * 5)
+    assert not views[0].needs_review
+
+
+def test_weights_must_match_the_readings() -> None:
+    with pytest.raises(ValueError, match="one weight per reading"):
+        fuse_containers([reading("TEMU5037029")], weights=[0.5, 0.5])
+
+
 def test_more_boxes_than_a_truck_carries_are_flagged() -> None:
     fused = fuse_containers(
         [reading("BEAU2656931"), reading("TRHU1700369"), reading("MSKU3866036", confidence=0.7)]
