@@ -135,10 +135,13 @@ class Recognition(_Shared):
     """The lane's OCR: worker processes holding the models, and the evidence store.
     ``use()`` holds the workers (started, models loaded)."""
 
-    def __init__(self, *, workers: int, evidence: EvidenceStore | None) -> None:
+    def __init__(
+        self, *, workers: int, evidence: EvidenceStore | None, evidence_wait_s: float = 0.5
+    ) -> None:
         super().__init__()
         self.workers = workers
         self.evidence = evidence
+        self.evidence_wait_s = evidence_wait_s  # a reading waits no longer for its picture
         self.pool: ProcessPoolExecutor | None = None
         self.io: ThreadPoolExecutor | None = None
         self._respawning = asyncio.Lock()
@@ -198,9 +201,22 @@ class Recognition(_Shared):
         not kept."""
         if self.evidence is None or crop is None:
             return None
-        path: Path | None = await asyncio.get_running_loop().run_in_executor(
+        saving = asyncio.get_running_loop().run_in_executor(
             self.io, self.evidence.save_crop, pass_id, label, crop
         )
+        try:
+            async with asyncio.timeout(self.evidence_wait_s):
+                path: Path | None = await asyncio.shield(saving)
+        except TimeoutError:
+            # a stalled disk (a hung mount, a dying card) must not hold the truck's reading:
+            # it goes without the picture's path; the write finishes or fails on its own
+            log.warning(
+                "evidence %s of %s not written within %g s: the reading goes without it",
+                label,
+                pass_id,
+                self.evidence_wait_s,
+            )
+            return None
         return str(path) if path else None
 
 

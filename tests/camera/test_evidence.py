@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -11,6 +14,7 @@ import cv2
 import numpy as np
 import pytest
 
+from gatewayd.cameras import Recognition
 from recognition.evidence import EvidenceSettings, EvidenceStore
 
 DAY = datetime(2025, 3, 1, 9, 30)
@@ -242,3 +246,37 @@ def test_frames_are_kept_only_when_asked(tmp_path: Path) -> None:
     kept = store.save_jpeg("p1", "snapshot", jpeg)
     assert kept is not None
     assert kept.read_bytes() == jpeg
+
+
+def test_a_stalled_disk_does_not_hold_the_trucks_reading(tmp_path: Path) -> None:
+    # The picture's temporary file is a FIFO nobody reads: opening it to write blocks, as a
+    # write to a hung mount does.
+    store = EvidenceStore(tmp_path, 10_000_000, now=lambda: DAY)
+    folder = tmp_path / "2025-03-01" / "P1"
+    folder.mkdir(parents=True)
+    stall = folder / "P1_001_plate.jpg.tmp"
+    os.mkfifo(stall)
+
+    def drain() -> None:
+        with open(stall, "rb") as unblock:
+            unblock.read()
+
+    async def keep() -> tuple[str | None, float, str | None]:
+        recognition = Recognition(workers=1, evidence=store, evidence_wait_s=0.3)
+        async with recognition.use():
+            started = time.monotonic()
+            try:
+                async with asyncio.timeout(5):
+                    stalled = await recognition.keep("P1", "plate", crop(1))
+            finally:
+                waited = time.monotonic() - started
+                # the disk comes back: the stalled write completes, the next one is kept
+                await asyncio.to_thread(drain)
+            later = await recognition.keep("P2", "plate", crop(2))
+        return stalled, waited, later
+
+    stalled, waited, later = asyncio.run(keep())
+    assert stalled is None
+    assert waited < 1.0
+    assert later is not None
+    assert Path(later).is_file()
