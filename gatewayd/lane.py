@@ -118,6 +118,10 @@ class Transaction:
     arrival_cleared: bool = False
     arrival_cleared_at: float | None = None  # before the commit: since when the loop is clear
     tailgate_alerted: bool = False
+    gone: bool = False  # the truck left while the ledger committed (another may stand there)
+    # a release the ledger committed while its truck stood off the arrival loop: it lifts
+    # when the truck is back, never for whoever comes next
+    answered: PassCommitted | None = None
 
 
 @dataclass
@@ -145,6 +149,9 @@ class LaneCore:
         self.expect: Expectation | None = None
         self.heading: BarrierPosition | None = None  # where the arm was last sent
         self.faults: dict[str, str] = {}
+        # the loops and barrier as last polled are from before a relay outage: nothing is
+        # lowered on them until the relay's first poll is in (its barrier state comes last)
+        self.inputs_stale = False
         self.tx: Transaction | None = None
         self.release_for: str | None = None  # the pass whose release lets the barrier up
         self.last_loop_change = 0.0
@@ -244,12 +251,14 @@ class LaneCore:
         return out
 
     def _tailgater(self, tx: Transaction) -> list[Command]:
-        """A second vehicle on a released pass: the barrier waits for it too, and says so."""
+        """A second vehicle on a released pass: the light turns red for it, the barrier waits
+        for it too, and says so."""
         tx.vehicles_in += 1
         if tx.tailgate_alerted:
-            return []
+            return [SetLight("red")]
         tx.tailgate_alerted = True
-        return [Alert("TAILGATING", "second vehicle behind a released one", tx.pass_id)]
+        alert = Alert("TAILGATING", "second vehicle behind a released one", tx.pass_id)
+        return [SetLight("red"), alert]
 
     def _back_on_arrival(self, tx: Transaction, now: float) -> list[Command]:
         """The arrival loop occupied again before the pass was decided (or committed)."""
@@ -257,9 +266,14 @@ class LaneCore:
         tx.arrival_cleared_at = None
         if not left:
             tx.arrival_cleared = False  # a gap in the same vehicle (tractor and trailer)
+            if tx.answered is not None:
+                return self._release(tx, now)  # its release came while it stood back
             return []
         if self.phase is not Phase.COLLECTING:
-            return []  # decided: the pass ends with the ledger's answer, and the next opens
+            # Decided: the pass ends with the ledger's answer, which lifts for nobody, and
+            # the next opens.
+            tx.gone = True
+            return self._withdraw(tx, now) if tx.answered is not None else []
         # The truck left and this is another: its readings must not join the old pass.
         return self._decide(tx, now, left=True)
 
@@ -271,6 +285,7 @@ class LaneCore:
 
     def _on_barrier(self, event: BarrierChanged, now: float) -> list[Command]:
         self.barrier = event.position
+        self.inputs_stale = False
         out: list[Command] = []
         if self.expect and event.position == self.expect.position:
             self.expect = None
@@ -323,7 +338,12 @@ class LaneCore:
 
     def _free_to_lower(self) -> bool:
         """No move of the arm is awaited, nothing is under it, and the relay can be told."""
-        return self.expect is None and not self.loops["safety"] and RELAY not in self.faults
+        return (
+            self.expect is None
+            and not self.loops["safety"]
+            and RELAY not in self.faults
+            and not self.inputs_stale
+        )
 
     def _close_again(self, now: float) -> list[Command]:
         """Closing, but the arm is not down and no longer expected to come down (it went back
@@ -452,6 +472,10 @@ class LaneCore:
         tx = self.tx
         if self.phase is not Phase.COLLECTING or tx is None:
             return []
+        if tx.arrival_cleared_at is not None:
+            # off the arrival loop: it comes back (a gap in one vehicle) or the tick finds it
+            # left; a release decided now would lift for nobody, or for the next truck
+            return []
         if now < tx.deadline and not self._ready(tx):
             return []
         return self._decide(tx, now)
@@ -515,18 +539,13 @@ class LaneCore:
         tx.committing_since = None
         asked = tx.record.outcome if tx.record else None
         if event.outcome is Outcome.RELEASE and asked is Outcome.RELEASE:
-            # Written off: the release stands even if the relay dropped meanwhile; the lift is
-            # repeated when it returns (_on_recovered).
-            self.release_for = tx.pass_id
-            self.phase = Phase.RELEASED
-            out: list[Command] = [*self._lift(now), Display("请通行 / Proceed")]
-            for seal_id in tx.readings.seals:
-                if self.settings.seal_action == "unlock":
-                    out.append(UnlockSeal(seal_id))
-                elif self.settings.seal_action == "arm":
-                    out.append(ArmSeal(seal_id))
-            return out
-        out = []
+            if tx.gone or self._left(tx, now):
+                return self._withdraw(tx, now)
+            if tx.arrival_cleared_at is not None:
+                tx.answered = event  # lifted when the truck is back on the loop
+                return []
+            return self._release(tx, now)
+        out: list[Command] = []
         outcome = event.outcome
         if outcome is Outcome.RELEASE:
             # the ledger may turn a release down, never a hold into a release
@@ -543,6 +562,26 @@ class LaneCore:
             # the truck already left the lane (another may be waiting: _finish opens its pass)
             out += self._finish(now)
         return out
+
+    def _release(self, tx: Transaction, now: float) -> list[Command]:
+        """Written off: the release stands even if the relay dropped meanwhile; the lift is
+        repeated when it returns (_on_recovered)."""
+        tx.answered = None
+        self.release_for = tx.pass_id
+        self.phase = Phase.RELEASED
+        out: list[Command] = [*self._lift(now), Display("请通行 / Proceed")]
+        for seal_id in tx.readings.seals:
+            if self.settings.seal_action == "unlock":
+                out.append(UnlockSeal(seal_id))
+            elif self.settings.seal_action == "arm":
+                out.append(ArmSeal(seal_id))
+        return out
+
+    def _withdraw(self, tx: Transaction, now: float) -> list[Command]:
+        """A release committed for a truck that left before the arm went up: the arm stays
+        down, and central hears that the written-off note's truck never passed."""
+        message = "released vehicle left before the barrier opened"
+        return [SetLight("red"), Alert("WITHDRAWN", message, tx.pass_id), *self._finish(now)]
 
     def _on_override(self, event: Override, now: float) -> list[Command]:
         tx = self.tx
@@ -601,6 +640,8 @@ class LaneCore:
     def _on_fault(self, event: DeviceFault, now: float) -> list[Command]:
         first = event.device not in self.faults
         self.faults[event.device] = event.detail or "down"
+        if event.device == RELAY:
+            self.inputs_stale = True
         out: list[Command] = []
         if first:
             out.append(Alert("DEVICE_FAULT", f"{event.device}: {event.detail}"))
@@ -633,6 +674,8 @@ class LaneCore:
             tx.committing_since = None  # alert once; the barrier stays down meanwhile
         if self.phase is Phase.COLLECTING and tx is not None and self._left(tx, now):
             return out + self._decide(tx, now, left=True)
+        if tx is not None and tx.answered is not None and self._left(tx, now):
+            return out + self._withdraw(tx, now)
         out += self._maybe_decide(now)
         out += self._maybe_close(now)
         out += self._close_again(now)

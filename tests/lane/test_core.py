@@ -436,6 +436,7 @@ def test_tailgater_raises_an_alert_and_barrier_waits_for_both() -> None:
     feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
     out = lane.handle(LoopChanged("arrival", True), t + 0.5)  # the second truck, close behind
     assert [a.kind for a in out if isinstance(a, Alert)] == ["TAILGATING"]
+    assert SetLight("red") in out  # it faces a raised arm: the light tells it to stop
     out = feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
     out += lane.handle(LoopChanged("exit", False), t + 2)  # first truck out
     assert not any(isinstance(c, CloseBarrier) for c in out)
@@ -443,6 +444,81 @@ def test_tailgater_raises_an_alert_and_barrier_waits_for_both() -> None:
     out += feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 4)
     out += lane.handle(LoopChanged("exit", False), t + 5)  # second truck out
     assert CloseBarrier() in out
+
+
+def _committing(lane: LaneCore) -> CommitPass:
+    arrive(lane)
+    out = feed(lane, [*readings(), loaded()])
+    (commit,) = (c for c in out if isinstance(c, CommitPass))
+    assert commit.record.outcome is Outcome.RELEASE
+    return commit
+
+
+def test_a_release_committed_after_its_truck_left_and_another_pulled_in_lifts_for_nobody() -> None:
+    lane = core(leave_s=3.0)
+    commit = _committing(lane)
+    # the ledger is slow; truck A backs off, and truck B pulls in 4 s later
+    lane.handle(LoopChanged("arrival", False), NOW + 0.5)
+    lane.handle(LoopChanged("arrival", True), NOW + 4.5)
+    out = lane.handle(PassCommitted(commit.record.pass_id, Outcome.RELEASE, ()), NOW + 5)
+    assert not any(isinstance(c, OpenBarrier | UnlockSeal) for c in out)
+    assert SetLight("green") not in out
+    assert [a.kind for a in out if isinstance(a, Alert)] == ["WITHDRAWN"]
+    assert PassClosed("P1") in out
+    assert Capture("P2") in out  # truck B gets a pass of its own
+    assert lane.release_for is None
+
+
+def test_a_release_committed_while_its_truck_stands_back_lifts_only_when_it_returns() -> None:
+    lane = core(leave_s=3.0)
+    commit = _committing(lane)
+    lane.handle(LoopChanged("arrival", False), NOW + 0.5)
+    out = lane.handle(PassCommitted(commit.record.pass_id, Outcome.RELEASE, ()), NOW + 1)
+    assert not any(isinstance(c, OpenBarrier) for c in out)
+    out = lane.handle(LoopChanged("arrival", True), NOW + 2)  # back within leave_s: same truck
+    assert OpenBarrier("P1") in out
+    assert SetLight("green") in out
+
+
+def test_a_release_committed_for_a_truck_that_never_came_back_is_withdrawn() -> None:
+    lane = core(leave_s=3.0)
+    commit = _committing(lane)
+    lane.handle(LoopChanged("arrival", False), NOW + 0.5)
+    lane.handle(PassCommitted(commit.record.pass_id, Outcome.RELEASE, ()), NOW + 1)
+    out = lane.handle(Tick(), NOW + 4)
+    assert [a.kind for a in out if isinstance(a, Alert)] == ["WITHDRAWN"]
+    assert lane.phase is Phase.IDLE
+    out = lane.handle(LoopChanged("arrival", True), NOW + 6)  # the next truck
+    assert not any(isinstance(c, OpenBarrier) for c in out)
+    assert Capture("P2") in out
+
+
+def test_a_truck_off_the_arrival_loop_is_not_released_until_it_is_back() -> None:
+    lane = core(leave_s=3.0)
+    arrive(lane)
+    *early, weight = readings()
+    feed(lane, [*early, loaded()])
+    lane.handle(LoopChanged("arrival", False), NOW + 1)  # it backs off
+    assert lane.handle(weight, NOW + 1.5) == []  # its last reading: no decision meanwhile
+    out = lane.handle(Tick(), NOW + 4.5)  # gone for leave_s: held as left
+    (commit,) = (c for c in out if isinstance(c, CommitPass))
+    assert commit.record.outcome is not Outcome.RELEASE
+    assert "READING_MISSING(vehicle left before a decision)" in map(str, commit.record.reasons)
+
+
+def test_after_a_relay_outage_nothing_is_lowered_before_the_first_poll_is_in() -> None:
+    lane = core()
+    lane.handle(BarrierChanged("open"), NOW)  # open, nothing released: being lowered
+    lane.handle(DeviceFault("relay", "connection lost"), NOW + 0.1)
+    lane.handle(Tick(), NOW + 5)  # the arm never reported closed
+    # meanwhile a car rolled under the arm; no loop event could reach the lane
+    lane.handle(DeviceRecovered("relay"), NOW + 6)  # the connection is open again
+    assert not any(isinstance(c, CloseBarrier) for c in lane.handle(Tick(), NOW + 6.05))
+    # the first poll: the loops, then the barrier
+    lane.handle(LoopChanged("safety", True), NOW + 6.1)
+    out = lane.handle(BarrierChanged("open"), NOW + 6.1)
+    assert not any(isinstance(c, CloseBarrier) for c in out)
+    assert CloseBarrier() in lane.handle(LoopChanged("safety", False), NOW + 8)  # now it may
 
 
 def test_vehicle_under_a_closing_barrier_reverses_it() -> None:
