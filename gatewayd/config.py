@@ -119,6 +119,8 @@ class ProfileSection(Section):
     def _unique(cls, value: list[ReadingKind]) -> list[ReadingKind]:
         if len(set(value)) != len(value):
             raise ValueError("a reading is listed twice")
+        if "qr" not in value:
+            raise ValueError("a lane releases only against a release note: 'qr' is required")
         return value
 
 

@@ -102,7 +102,9 @@ def _note_reasons(
         return [Reason(Code.NOTE_BAD_SIGNATURE, readings.qr_error)]
     note = readings.note
     if note is None:
-        return []
+        # whatever the profile lists, nobody is released without a release note (a required
+        # QR is reported missing, or its scanner down, with the other required readings)
+        return [] if "qr" in policy.required else [Reason(Code.READING_MISSING, "qr")]
     if docs is None:
         return [Reason(Code.NOTE_UNKNOWN, note.note_id)]
     reasons = []
@@ -139,9 +141,21 @@ def _comparison_reasons(policy: Policy, readings: Readings, docs: NoteDocs) -> l
     if readings.containers is not None:
         seen = {normalize.container(c.number) for c in readings.containers.containers}
         expected = {normalize.container(c) for c in docs.containers}
-        if seen != expected:
+        signed = {normalize.container(c) for c in readings.note.containers} if readings.note else ()
+        if seen != expected or (signed and seen != signed):
             detail = f"read {sorted(seen)}, note {sorted(expected)}"
             reasons.append(Reason(Code.CONTAINER_MISMATCH, detail))
+    # What the note binds the truck to is checked whether or not the lane's profile reads it:
+    # a lane that cannot read it holds the truck for a human instead of passing it unchecked.
+    # (A required reading that is missing is reported, or its device down, already.)
+    listed: dict[ReadingKind, bool] = {
+        "containers": bool(docs.containers or (readings.note and readings.note.containers)),
+        "seal": bool(docs.seals),
+        "weight": docs.gross_kg is not None,
+    }
+    for kind, on_note in listed.items():
+        if on_note and kind not in policy.required and not readings.has(kind):
+            reasons.append(Reason(Code.READING_MISSING, f"{kind} (on the note)"))
     for seal in readings.seals.values():
         if seal.state != "sealed":
             reasons.append(Reason(Code.SEAL_TAMPERED, f"{seal.seal_id} {seal.state}"))
@@ -196,10 +210,11 @@ def _watchlist_reasons(policy: Policy, readings: Readings) -> list[Reason]:
 
 def _confidence_reasons(policy: Policy, readings: Readings) -> list[Reason]:
     reasons = []
-    if readings.plate is not None and readings.plate.confidence < policy.min_confidence:
+    # "not >=": a confidence that is not a number (NaN) is no confidence
+    if readings.plate is not None and not readings.plate.confidence >= policy.min_confidence:
         reasons.append(Reason(Code.LOW_CONFIDENCE, f"plate {readings.plate.confidence:.2f}"))
     if readings.containers is not None:
         for c in readings.containers.containers:
-            if not c.verified or c.confidence < policy.min_confidence:
+            if not c.verified or not c.confidence >= policy.min_confidence:
                 reasons.append(Reason(Code.LOW_CONFIDENCE, f"container {c.number}"))
     return reasons

@@ -119,6 +119,23 @@ def test_missing_device_for_a_required_reading_is_named(tmp_path: Path) -> None:
     assert "requires this reading" in err.value.problems[0]
 
 
+def test_a_profile_that_reads_no_release_note_is_refused(tmp_path: Path) -> None:
+    path = _broken(
+        tmp_path,
+        'profile = "container-entry"',
+        'profile = "plates-only"',
+    )
+    path.write_text(
+        path.read_text(encoding="utf-8") + '\n[profiles.plates-only]\nrequired = ["plate"]\n',
+        encoding="utf-8",
+    )
+    with pytest.raises(FileError) as err:
+        load_config(path)
+    (problem,) = err.value.problems
+    assert problem.startswith("profiles.plates-only.required (line")
+    assert "'qr' is required" in problem
+
+
 def test_broken_toml_is_reported_with_its_position() -> None:
     with pytest.raises(FileError) as err:
         parse_config("[lane\nid = 1\n", "x.toml")

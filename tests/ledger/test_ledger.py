@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from drivers.release_note import ReleaseNote
 from gatewayd.commands import AuditOverride, PassRecord, WriteOffLine
 from gatewayd.documents import NoteStatus
 from gatewayd.judge import Policy, Readings, judge
@@ -126,7 +127,8 @@ def test_a_balance_is_drawn_to_its_end_in_decimal_parts(tmp_path: Path) -> None:
     for i in range(3):
         docs = led.load_note(f"D{i}")
         assert docs is not None
-        assert judge(POLICY, Readings(), docs, 1e9, {}) == (), i
+        read = Readings(note=ReleaseNote(f"D{i}", f"沪D0000{i}", (), 0, 2_000_000_000))
+        assert judge(POLICY, read, docs, 1e9, {}) == (), i
         assert led.commit_pass(release(f"P{i}", f"D{i}", (("BK9", 1, 0.1),))) == (
             Outcome.RELEASE,
             (),
