@@ -58,7 +58,7 @@ from gatewayd.events import (
     WatchlistChanged,
 )
 from gatewayd.judge import Policy, ReadingKind
-from gatewayd.lane import RELAY, LaneCore, LaneSettings
+from gatewayd.lane import RELAY, LaneCore, LaneSettings, Phase
 from gatewayd.ledger import Ledger
 from gatewayd.reasons import Code, Outcome, Reason
 from gatewayd.sources import DisplaySink, PassAware, ReadingSource, SealActuator, Triggered
@@ -79,14 +79,33 @@ def _freeze_startup_heap() -> None:
 
 
 class LaneClock:
-    """Wall-clock seconds that never jump: anchored to the wall clock once, then monotonic."""
+    """Wall-clock seconds that never jump within a pass: anchored to the wall clock, then
+    monotonic; ``resync`` (between passes) follows a step of the wall clock, as when time
+    sync corrects a clock that booted behind: notes' validity is judged in real time."""
 
-    def __init__(self) -> None:
-        self._wall0 = time.time()
-        self._mono0 = time.monotonic()
+    STEP_S = 2.0  # drift beyond this is a step to follow; less is left to the slewing
+
+    def __init__(
+        self,
+        wall: Callable[[], float] = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._wall, self._monotonic = wall, monotonic
+        self._wall0 = wall()
+        self._mono0 = monotonic()
 
     def __call__(self) -> float:
-        return self._wall0 + (time.monotonic() - self._mono0)
+        return self._wall0 + (self._monotonic() - self._mono0)
+
+    def resync(self) -> float:
+        """Re-anchor on the wall clock if it is more than ``STEP_S`` away; the step taken
+        (0.0 when none)."""
+        wall, mono = self._wall(), self._monotonic()
+        step = wall - (self._wall0 + (mono - self._mono0))
+        if abs(step) <= self.STEP_S:
+            return 0.0
+        self._wall0, self._mono0 = wall, mono
+        return step
 
 
 def new_pass_id(lane_id: str) -> Callable[[float], str]:
@@ -310,11 +329,25 @@ class Lane:
         # that completed the pass; a decision forced by the deadline (a Tick) has none.
         if cause is None and not isinstance(event, Tick):
             cause = queued_at
+        if isinstance(event, Tick):
+            self._follow_wall_clock()
         commands = self.core.handle(event, self.clock())
         for command in commands:
             await self._execute(command, cause)
         self._handled.set()
         self._handled = asyncio.Event()
+
+    def _follow_wall_clock(self) -> None:
+        """Take a step of the wall clock (time sync) only with no pass and no barrier move
+        under way, whose deadlines it would shift."""
+        clock = self.clock
+        if not isinstance(clock, LaneClock) or self.core.phase is not Phase.IDLE:
+            return
+        if self.core.expect is not None:
+            return
+        step = clock.resync()
+        if step:
+            self.alert(Alert("CLOCK_STEPPED", f"wall clock stepped by {step:+.1f} s; followed"))
 
     async def wait_for(self, condition: Callable[[], bool]) -> None:
         """Wait until ``condition()`` holds, checked after each event (bound it with a timeout)."""

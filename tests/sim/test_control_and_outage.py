@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import pwd
+import time
 from pathlib import Path
 
 from gatewayd.config import ControlSection
+from gatewayd.daemon import LaneClock
 from gatewayd.lane import Phase
 from tests.commands import GATEWAYCTL, run_async
 
@@ -116,3 +119,32 @@ async def test_a_ledger_that_cannot_write_holds_the_truck_and_the_lane_goes_on(
         await lane.wait(lambda: core.phase is Phase.IDLE)
         lane.relay.set_loop("arrival", True)
         await lane.wait(lambda: core.phase is Phase.COLLECTING)
+
+
+async def test_a_clock_stepped_by_time_sync_is_followed_between_passes(tmp_path: Path) -> None:
+    # The box booted with its clock two days ahead: a valid note looks expired. Time sync
+    # then corrects the clock; the lane follows once no pass is under way.
+    offset = {"s": 2 * 86400.0}
+    async with running_lane(tmp_path) as lane:
+        lane.lane.clock = LaneClock(wall=lambda: time.time() + offset["s"])
+        await lane.truck()
+        await lane.wait(lambda: lane.lane.core.phase is Phase.HELD)
+        assert lane.lane.core.tx is not None
+        assert lane.lane.core.tx.record is not None
+        assert "NOTE_EXPIRED(RN1)" in map(str, lane.lane.core.tx.record.reasons)
+        offset["s"] = 0.0  # time sync steps the wall clock back
+        await asyncio.sleep(0.2)  # ticks come and go: a pass is under way, nothing changes
+        assert lane.lane.clock() > time.time() + 86400
+        lane.relay.set_loop("arrival", False)  # the held truck leaves
+        await lane.wait(lambda: lane.lane.core.phase is Phase.IDLE)
+        await lane.wait(lambda: abs(lane.lane.clock() - time.time()) < 1)
+        await lane.truck()
+        await lane.wait(lambda: lane.lane.core.phase is Phase.RELEASED)
+        led = lane.ledger()
+        alerts = [
+            json.loads(p)
+            for (p,) in led.conn.execute("SELECT payload FROM outbox WHERE kind = 'alert'")
+        ]
+        led.close()
+        stepped = [a["message"] for a in alerts if a["kind"] == "CLOCK_STEPPED"]
+        assert stepped == ["wall clock stepped by -172800.0 s; followed"]
