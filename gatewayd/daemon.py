@@ -333,7 +333,13 @@ class Lane:
             self._follow_wall_clock()
         commands = self.core.handle(event, self.clock())
         for command in commands:
-            await self._execute(command, cause)
+            try:
+                await self._execute(command, cause)
+            except Exception:
+                # One command failing (a ledger read on a failing disk) must not drop the rest
+                # of its batch: a CommitPass after it is what ends the pass.
+                log.exception("lane failed carrying out %s", type(command).__name__)
+                self.alert(Alert("INTERNAL_ERROR", f"failed carrying out {type(command).__name__}"))
         self._handled.set()
         self._handled = asyncio.Event()
 

@@ -6,15 +6,18 @@ import asyncio
 import json
 import os
 import pwd
+import sqlite3
 import time
 from pathlib import Path
 
+from drivers.release_note import ReleaseNote
 from gatewayd.config import ControlSection
 from gatewayd.daemon import LaneClock
+from gatewayd.events import QrScanned
 from gatewayd.lane import Phase
 from tests.commands import GATEWAYCTL, run_async
 
-from .harness import running_lane
+from .harness import CENTRAL, running_lane
 
 
 async def ctl(*args: str) -> tuple[int, dict[str, object]]:
@@ -148,3 +151,25 @@ async def test_a_clock_stepped_by_time_sync_is_followed_between_passes(tmp_path:
         led.close()
         stepped = [a["message"] for a in alerts if a["kind"] == "CLOCK_STEPPED"]
         assert stepped == ["wall clock stepped by -172800.0 s; followed"]
+
+
+async def test_a_failing_ledger_read_does_not_leave_the_pass_undecided(tmp_path: Path) -> None:
+    # The note's lookup fails (a disk read error) in the same batch as the deadline's
+    # decision: the decision must still be written, or the lane waits on it for good.
+    timing = {"decision_deadline_s": 0.001, "tick_ms": 1000}
+    async with running_lane(tmp_path, timing=timing) as lane:
+        ledger = lane.lane.ledger
+
+        def unreadable(note_id: str) -> None:
+            raise sqlite3.OperationalError("disk I/O error")
+
+        ledger.load_note = unreadable  # type: ignore[method-assign]
+        lane.relay.set_loop("arrival", True)
+        await lane.wait(lambda: lane.lane.core.tx is not None)
+        payload = CENTRAL.sign(ReleaseNote("RN1", "沪A12345", (), 0, int(time.time()) + 3600))
+        await asyncio.sleep(0.01)
+        lane.sources["qr"].push(QrScanned(payload))  # past the deadline already
+        await lane.wait(lambda: lane.lane.core.phase is Phase.HELD, limit_s=5)
+        assert lane.lane.core.tx is not None
+        assert lane.lane.core.tx.record is not None
+        assert "DEVICE_FAULT(ledger did not answer)" in map(str, lane.lane.core.tx.record.reasons)
