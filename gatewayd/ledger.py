@@ -748,15 +748,16 @@ class Ledger:
         if confirmed is None:
             for w in record.get("write_off") or ():
                 book, line, quantity = str(w["book"]), int(w["line"]), float(w["quantity"])
-                self.conn.execute(
-                    "UPDATE book_lines SET remaining = MAX(0, remaining - ?) "
-                    "WHERE book_id = ? AND line_no = ?",
-                    (quantity, book, line),
-                )
-                self.conn.execute(
+                added = self.conn.execute(
                     "INSERT OR IGNORE INTO pending_draws VALUES (?, ?, ?, ?)",
                     (pass_id, book, line, quantity),
-                )
+                ).rowcount
+                if added:  # a draw already pending (the pass sent again) is not taken twice
+                    self.conn.execute(
+                        "UPDATE book_lines SET remaining = MAX(0, remaining - ?) "
+                        "WHERE book_id = ? AND line_no = ?",
+                        (quantity, book, line),
+                    )
         trip_id = record.get("trip_id")
         if trip_id:
             self.conn.execute(
@@ -806,7 +807,11 @@ class Ledger:
     def prune_outbox(self, before: float, keep: int) -> int:
         """Delete delivered outbox rows delivered before ``before``, and all but the newest
         ``keep`` delivered rows; undelivered rows are never deleted. Also forgets confirmed
-        and neighbouring passes older than ``before``. Returns the outbox rows deleted."""
+        and neighbouring passes older than ``before`` (but not the confirmation of a pass that
+        closed a trip: it tells whether central may reopen the trip), and neighbours' draws
+        still pending after that long (central has counted them, or never will: a missed
+        confirmation must not take them off every balance central sets from then on).
+        Returns the outbox rows deleted."""
         with self._transaction():
             cur = self.conn.execute(
                 "DELETE FROM outbox WHERE delivered_at IS NOT NULL AND delivered_at < ?", (before,)
@@ -818,7 +823,17 @@ class Ledger:
                 (keep,),
             )
             deleted += cur.rowcount
-            self.conn.execute("DELETE FROM confirmed_passes WHERE at < ?", (before,))
+            self.conn.execute(
+                "DELETE FROM confirmed_passes WHERE at < ? AND pass_id NOT IN "
+                "(SELECT closed_by FROM trips WHERE closed_by IS NOT NULL)",
+                (before,),
+            )
+            self.conn.execute(
+                "DELETE FROM pending_draws WHERE pass_id IN "
+                "(SELECT pass_id FROM site_passes WHERE seen_at < ?) "
+                "AND pass_id NOT IN (SELECT pass_id FROM passes)",
+                (before,),
+            )
             self.conn.execute("DELETE FROM site_passes WHERE seen_at < ?", (before,))
             return deleted
 

@@ -342,8 +342,11 @@ class Replica:
 
 
 def _apply_ops(ledger: Ledger, ops: list[Any]) -> bool:
-    """Apply a delta's operations in order; True when the watch list changed."""
+    """Apply a delta's operations in order, its confirmations first (a balance set in the
+    same delta already counts those passes: their draws must not be taken off it again);
+    True when the watch list changed."""
     watch_changed = False
+    ledger.confirm_passes(op.pass_id for op in ops if isinstance(op, PassConfirm))
     for op in ops:
         match op:
             case NoteUpsert():
@@ -362,8 +365,6 @@ def _apply_ops(ledger: Ledger, ops: list[Any]) -> bool:
             case WatchRemove():
                 ledger.remove_watch(op.kind, op.value)
                 watch_changed = True
-            case PassConfirm():
-                ledger.confirm_passes([op.pass_id])
     return watch_changed
 
 
@@ -371,16 +372,13 @@ def _apply_snapshot(ledger: Ledger, ops: list[Any]) -> None:
     """Make the documents what the snapshot lists: notes it lacks are revoked, the watch list
     is replaced; everything else is upserted as in a delta. Its confirmations go first: the
     balances it sets already count those passes, whose draws must not be taken off again."""
-    ledger.confirm_passes(op.pass_id for op in ops if isinstance(op, PassConfirm))
     notes = [op.note.to_note_in() for op in ops if isinstance(op, NoteUpsert)]
     ledger.upsert_notes(notes)
     ledger.revoke_notes_except(n.note_id for n in notes)
     ledger.replace_watchlist(
         (op.kind, op.value, op.reason) for op in ops if isinstance(op, WatchAdd)
     )
-    _apply_ops(
-        ledger, [op for op in ops if not isinstance(op, NoteUpsert | WatchAdd | PassConfirm)]
-    )
+    _apply_ops(ledger, [op for op in ops if not isinstance(op, NoteUpsert | WatchAdd)])
 
 
 _OPS: TypeAdapter[list[Any]] = TypeAdapter(list[Op])

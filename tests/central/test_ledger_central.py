@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from gatewayd.commands import AuditOverride
-from gatewayd.ledger import Ledger
+from gatewayd.commands import AuditOverride, PassRecord, WriteOffLine
+from gatewayd.ledger import BookLineIn, Ledger, NoteIn
 from gatewayd.reasons import Code, Outcome, Reason
 from gatewayd.sync import NoteBody, Replica, install, parse_body
 from sim.central_server import SimCentralServer
@@ -207,3 +207,68 @@ def test_a_snapshot_after_missed_confirmations_leaves_the_balances_as_central_co
     ops = [{"op": "book_line.set", **central.book_lines[("BK01", 1)]}]
     Replica(led).receive(parse_body({**delta, "ops": ops}))  # type: ignore[arg-type]
     assert remaining(led, "BK01") == 100_000 - 5
+
+
+def _delta(seq: int, ops: list[dict[str, Any]]) -> Any:
+    return parse_body(
+        {"schema": 1, "type": "delta", "site": SITE, "seq": seq, "issued_at": 0.0, "ops": ops}
+    )
+
+
+def test_a_confirmation_after_its_balance_in_one_delta_takes_the_draw_off_once(
+    ledger: Ledger,
+) -> None:
+    before = remaining(ledger, "BK01")
+    assert ledger.commit_pass(release("A-1", "N00001", qty=30.0))[0] is Outcome.RELEASE
+    # central counts A-1: the line's new balance, then the confirmation, in one delta
+    counted = {"op": "book_line.set", "book_id": "BK01", "line_no": 1, "remaining": before - 30}
+    seq = ledger.applied_seq() + 1
+    Replica(ledger).receive(_delta(seq, [counted, {"op": "pass.confirm", "pass_id": "A-1"}]))
+    assert remaining(ledger, "BK01") == before - 30
+    assert pending(ledger) == []
+
+
+def test_a_neighbours_draw_whose_confirmation_was_missed_is_forgotten_after_the_retention(
+    ledger: Ledger,
+) -> None:
+    record = release("B-1", "N00003", lane_id="lane-02", qty=4.0).as_dict()
+    ledger.apply_site_pass("pass:B-1", record, now=1000.0)
+    assert pending(ledger) == [("B-1", "BK03", 1, 4.0)]
+    own = release("A-1", "N00001", qty=2.0)
+    assert ledger.commit_pass(own)[0] is Outcome.RELEASE
+    # central counted B-1 long ago; the delta confirming it never reached this lane
+    ledger.prune_outbox(before=1000.0 + 8 * 86400, keep=100_000)
+    assert pending(ledger) == [("A-1", "BK01", 1, 2.0)]  # its own stay until confirmed
+    seq = ledger.applied_seq() + 1
+    top_up = {"op": "book_line.set", "book_id": "BK03", "line_no": 1, "remaining": 500_000.0}
+    Replica(ledger).receive(_delta(seq, [top_up]))
+    assert remaining(ledger, "BK03") == 500_000.0  # taken as central counts it
+
+
+def test_a_neighbours_pass_sent_again_after_pruning_is_not_drawn_twice(ledger: Ledger) -> None:
+    # of a note this lane does not hold (yet): nothing here is marked used to stop a second draw
+    record = {**release("B-1", "N00003", lane_id="lane-02", qty=4.0).as_dict(), "note_id": "N9"}
+    ledger.apply_site_pass("pass:B-1", record, now=1000.0)
+    ledger.conn.execute("DELETE FROM site_passes")  # forgotten (pruned), its draw not yet
+    ledger.apply_site_pass("pass:B-1", record, now=2000.0)
+    assert remaining(ledger, "BK03") == 100_000 - 4
+
+
+def test_central_may_reopen_a_trip_long_after_it_confirmed_the_pass_that_closed_it(
+    tmp_path: Path,
+) -> None:
+    led = Ledger(tmp_path / "trip.db", synchronous="OFF")
+    led.upsert_book_lines([BookLineIn("BK1", 1, 100.0)])
+    led.upsert_trips([("TR1", "沪A12345", "open")])
+    led.upsert_notes([NoteIn("RN1", "沪A12345", 0, 2e9, lines=(("BK1", 1, 1.0),), trip_id="TR1")])
+    closing = PassRecord(
+        "P1", "L1", 1.0, 2.0, Outcome.RELEASE, (), "RN1", "沪A12345", (),
+        write_off=(WriteOffLine("BK1", 1, 1.0),), trip_id="TR1",
+    )  # fmt: skip
+    assert led.commit_pass(closing)[0] is Outcome.RELEASE
+    led.upsert_trip_from_central("TR1", "沪A12345", "open")  # not counted yet: stays closed
+    assert led.conn.execute("SELECT status FROM trips").fetchone()[0] == "closed"
+    led.confirm_passes(["P1"], now=1000.0)
+    led.prune_outbox(before=1000.0 + 8 * 86400, keep=100_000)  # a week later
+    led.upsert_trip_from_central("TR1", "沪A12345", "open")  # central reopens it
+    assert led.conn.execute("SELECT status FROM trips").fetchone()[0] == "open"
