@@ -592,6 +592,18 @@ class Ledger:
                 [(at, s) for s in seqs],
             )
 
+    def requeue_outbox(self, from_seq: int) -> tuple[int, int | None]:
+        """Mark the delivered messages from ``from_seq`` on undelivered again, so that they are
+        published again (central lost what the broker had acknowledged). Returns how many, and
+        the oldest message still kept (None when none is): older ones are pruned for good."""
+        with self._transaction():
+            cur = self.conn.execute(
+                "UPDATE outbox SET delivered_at = NULL WHERE seq >= ? AND delivered_at IS NOT NULL",
+                (from_seq,),
+            )
+            (oldest,) = self.conn.execute("SELECT MIN(seq) FROM outbox").fetchone()
+            return cur.rowcount, oldest
+
     def outbox_counts(self) -> tuple[int, int]:
         """(pending, delivered) message counts."""
         row = self.conn.execute(
@@ -840,7 +852,8 @@ class Ledger:
     def prune_commands(self, before: float) -> int:
         """Forget ``status`` requests from central received before ``before``; returns how many.
         They change nothing, and their ids are only needed while a replay could still pass the
-        age check. Override commands stay, as the audit of who released what."""
+        age check. Override commands stay, as the audit of who released what; so do resend
+        requests, the audit of what central asked for again."""
         with self._transaction():
             cur = self.conn.execute(
                 "DELETE FROM commands WHERE action = 'status' AND received_at < ?", (before,)

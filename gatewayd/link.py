@@ -675,8 +675,20 @@ class CentralLink:
                     o.action, o.officer, o.reason, command.command_id, bound, "central command"
                 )
             )
+        elif command.resend is not None:
+            await self._resend(lane, command.resend.from_outbox_seq)
         else:
             await self._publish_status(client, lane, request_id=command.command_id)
+
+    async def _resend(self, lane: LaneHost, from_seq: int) -> None:
+        """Central lost messages the broker acknowledged (a broker that crashed before it
+        saved them): publish the kept ones from ``from_seq`` on again."""
+        count, oldest = await lane.in_ledger(lane.ledger.requeue_outbox, from_seq)
+        log.warning("central asked for the outbox again from %d: %d messages", from_seq, count)
+        if oldest is None or oldest > from_seq:
+            gone = f"{from_seq}-{oldest - 1}" if oldest is not None else f"{from_seq} on"
+            lane.alert(Alert("OUTBOX_PRUNED", f"asked again for outbox {gone}: no longer kept"))
+        self._wake.set()
 
     # -- out ---------------------------------------------------------------------------------
 

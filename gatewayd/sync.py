@@ -187,6 +187,12 @@ class OverrideSpec(_Body):
     )
 
 
+class ResendSpec(_Body):
+    from_outbox_seq: int = Field(
+        ge=1, le=SEQ_MAX, description="Publish again every kept outbox message from this one on."
+    )
+
+
 class Command(_Body):
     schema_version: Literal[1] = Field(alias="schema", description="Body schema version.")
     type: Literal["command"] = Field(description="A command to one lane.")
@@ -194,13 +200,16 @@ class Command(_Body):
     lane: str = Field(description="Lane the command is for.")
     command_id: str = Field(min_length=1, max_length=128, description="Unique; used once.")
     issued_at: float = Field(description="When central issued it.")
-    action: Literal["override", "status"] = Field(description="What to do.")
+    action: Literal["override", "status", "resend"] = Field(description="What to do.")
     override: OverrideSpec | None = Field(None, description="For action override.")
+    resend: ResendSpec | None = Field(None, description="For action resend.")
 
     @model_validator(mode="after")
-    def _override_given(self) -> Command:
+    def _details_given(self) -> Command:
         if (self.action == "override") != (self.override is not None):
             raise ValueError("override is required with action override, and only then")
+        if (self.action == "resend") != (self.resend is not None):
+            raise ValueError("resend is required with action resend, and only then")
         return self
 
 

@@ -182,6 +182,7 @@ class SimCentralServer:
         action: str,
         *,
         override: dict[str, Any] | None = None,
+        resend: dict[str, Any] | None = None,
         issued_at: float | None = None,
         command_id: str | None = None,
         site: str | None = None,
@@ -196,6 +197,7 @@ class SimCentralServer:
             issued_at=self.clock() if issued_at is None else issued_at,
             action=action,
             **({} if override is None else {"override": override}),
+            **({} if resend is None else {"resend": resend}),
         )
         return command_id, payload
 
@@ -231,6 +233,15 @@ class SimCentralServer:
                 async with asyncio.timeout(min(left, 0.2)):
                     await self._changed.wait()
         return True
+
+    async def ask_again(self, lane: str) -> int | None:
+        """Ask a lane to publish its outbox again from the first gap in what it sent here
+        (messages the broker acknowledged, then lost); the gap's start, or None when none."""
+        gaps = self.outbox_gaps(lane)
+        if not gaps:
+            return None
+        await self.send_command(lane, "resend", resend={"from_outbox_seq": gaps[0]})
+        return gaps[0]
 
     def outbox_gaps(self, lane: str) -> list[int]:
         """Outbox sequence numbers of a lane missing between the lowest and highest received."""

@@ -272,3 +272,16 @@ def test_central_may_reopen_a_trip_long_after_it_confirmed_the_pass_that_closed_
     led.prune_outbox(before=1000.0 + 8 * 86400, keep=100_000)  # a week later
     led.upsert_trip_from_central("TR1", "沪A12345", "open")  # central reopens it
     assert led.conn.execute("SELECT status FROM trips").fetchone()[0] == "open"
+
+
+def test_asked_again_the_outbox_sends_what_it_still_keeps_and_says_what_it_does_not(
+    ledger: Ledger,
+) -> None:
+    for i in range(3):
+        ledger.commit_pass(release(f"A-{i}", f"N0000{i}"))
+    seqs = [row.seq for row in ledger.outbox_pending()]
+    ledger.mark_delivered(seqs, now=1000.0)
+    assert ledger.prune_outbox(before=0.0, keep=2) == 1  # the oldest delivered one is gone
+    assert ledger.requeue_outbox(seqs[0]) == (2, seqs[1])
+    assert [row.key for row in ledger.outbox_pending()] == ["A-1", "A-2"]
+    assert ledger.requeue_outbox(seqs[-1] + 1) == (0, seqs[1])  # nothing after the last

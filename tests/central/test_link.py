@@ -390,3 +390,51 @@ def test_a_lane_allowed_larger_messages_accepts_a_delta_over_one_mebibyte(tmp_pa
     assert 2**20 < len(payload) < 4 * 2**20
     checked = link._check("ledger", payload)
     assert not isinstance(checked, Refused), checked
+
+
+class _DefaultSaveBroker(Broker):
+    """Mosquitto saving its state only every 30 min (its default), as a site broker would."""
+
+    def _config(self) -> str:
+        config = super()._config()
+        assert "autosave_interval 1\n" in config
+        return config.replace("autosave_interval 1\n", "autosave_interval 1800\n")
+
+
+async def test_passes_a_crashed_broker_lost_after_acknowledging_them_are_sent_again(
+    tmp_path: Path,
+) -> None:
+    # The broker acknowledges a pass (the lane marks it delivered) and keeps it for central,
+    # offline; the broker then loses power before saving it. Central sees the gap in the
+    # lane's outbox numbers and asks for the outbox again from there.
+    broker = _DefaultSaveBroker(tmp_path / "broker")
+    broker.start()
+    try:
+        central = new_central(broker.port)
+        lane = make_lane(tmp_path, broker.port, central)
+        async with running(lane):
+            link = link_of(lane)
+            async with serving(central):
+                await eventually(link.connected.is_set, what="link up")
+                await lane.commit_pass(release("P-0", "N00000"))
+                await eventually(lambda: "P-0" in central.passes, what="first pass at central")
+            await lane.commit_pass(release("P-LOST", "N00001"))
+            await eventually(
+                lambda: lane.in_ledger(lambda: lane.ledger.outbox_counts()[0] == 0),
+                what="acknowledged by the broker",
+            )
+            broker.kill()
+            await asyncio.to_thread(broker.start)
+            await eventually(lambda: link.stats.connects >= 2, what="reconnected")
+            async with serving(central):
+                await lane.commit_pass(release("P-2", "N00002"))
+                await eventually(lambda: "P-2" in central.passes, what="next pass at central")
+                assert "P-LOST" not in central.passes
+                assert await central.ask_again("lane-01") is not None
+                await eventually(lambda: "P-LOST" in central.passes, what="lost pass sent again")
+                await eventually(lambda: central.outbox_gaps("lane-01") == [])
+            commands = await lane.in_ledger(lane.ledger.commands)
+            assert [c["action"] for c in commands] == ["resend"]
+            assert (await lane.in_ledger(lane.ledger.outbox_counts))[0] == 0
+    finally:
+        broker.kill()
