@@ -6,7 +6,8 @@ have reported before the truck tripped the arrival loop; such a source keeps its
 reading and repeats it when the lane opens a pass (``trigger``), so nothing depends on which
 sensor a truck reaches first. Only a reading taken since the last pass closed is repeated, and
 never one from before a reconnect: closing a pass and going down both forget it (the
-weighbridge, which sees its deck move, keeps a weight that settled after the last truck left).
+weighbridge and the e-seal reader, which see their deck or field empty, keep a reading taken
+after the last truck left: ``QueueAwareSource``).
 """
 
 from __future__ import annotations
@@ -92,30 +93,64 @@ class DriverSource(Generic[R]):
         self.current = None
 
 
-class WeighbridgeSource(DriverSource[Any]):
+class QueueAwareSource(DriverSource[R]):
+    """A device that sees its deck or field empty between trucks and reports a reading once.
+
+    In a queue the next truck may reach the device while the last pass is still open (its
+    truck beyond the barrier, the arm not yet down). When the deck or field was empty after
+    the pass's own reading, what is read next is the next truck's: it is kept for its pass
+    instead of being forgotten with the last one, as the device will not report it again.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        kind: ReadingKind,
+        make_supervisor: Callable[[Callable[[R], None], Callable[[Health], None]], Supervisor[R]],
+    ) -> None:
+        super().__init__(name, kind, make_supervisor)
+        self._read = False  # the open pass has had a reading
+        self._emptied_since = False  # the deck or field was empty after it
+
+    def _took_reading(self) -> None:
+        self._read = True
+
+    def _run_over(self, emptied: bool) -> None:
+        """The reading no longer holds; ``emptied``: nothing is on the deck or in the field."""
+        self.current = None
+        if emptied and self._read:
+            self._emptied_since = True
+
+    def trigger(self, pass_id: str) -> None:
+        """A pass opened: its truck's reading is the one that holds now, or the next one."""
+        self._read, self._emptied_since = self.current is not None, False
+        super().trigger(pass_id)
+
+    def pass_closed(self, pass_id: str) -> None:
+        """Forget the closed pass's reading, but not one taken after its truck left."""
+        if not (self._emptied_since and self.current is not None):
+            self.current = None
+        self._read = self._emptied_since = False
+
+
+class WeighbridgeSource(QueueAwareSource[Any]):
     """A weighbridge indicator: a stable gross weight becomes ``WeightStable``.
 
     Motion, overload and negative readings are never weights, and a stable weight below
-    ``min_vehicle_kg`` is the empty deck, not a truck.
-
-    The scale reports a settled weight once. In a queue the next truck may settle on the deck
-    while the last pass is still open (its truck beyond the barrier, the arm not yet down); the
-    deck was empty in between, so that weight is the next truck's and is kept for its pass.
+    ``min_vehicle_kg`` is the empty deck, not a truck. The scale reports a settled weight once.
     """
 
     def __init__(self, device: Weighbridge, *, name: str, min_vehicle_kg: float) -> None:
         super().__init__(name, "weight", lambda r, s: device.supervisor(r, s, name=name))
         self.device = device
         self.min_vehicle_kg = min_vehicle_kg
-        self._weighed = False  # the open pass has had a weight
-        self._emptied_since = False  # the deck was empty after it
 
     def convert(self, reading: Any) -> Event | None:
         if isinstance(reading, StableWeight):
             if reading.kg < self.min_vehicle_kg:
                 self._run_over(emptied=True)
                 return None
-            self._weighed = True
+            self._took_reading()
             return WeightStable(reading.kg)
         if isinstance(reading, WeightReading):
             gross = reading.gross_kg
@@ -127,25 +162,10 @@ class WeighbridgeSource(DriverSource[Any]):
             self._run_over(emptied=False)
         return None
 
-    def _run_over(self, emptied: bool) -> None:
-        self.current = None  # the settled run is over
-        if emptied and self._weighed:
-            self._emptied_since = True
 
-    def trigger(self, pass_id: str) -> None:
-        """A pass opened: its truck's weight is the one on the deck now, or the next to settle."""
-        self._weighed, self._emptied_since = self.current is not None, False
-        super().trigger(pass_id)
-
-    def pass_closed(self, pass_id: str) -> None:
-        """Forget the closed pass's weight, but not one that settled after its truck left."""
-        if not (self._emptied_since and self.current is not None):
-            self.current = None
-        self._weighed = self._emptied_since = False
-
-
-class EsealSource(DriverSource[Any]):
-    """An e-seal reader: the seal in the field becomes ``SealRead``; also unlocks and arms."""
+class EsealSource(QueueAwareSource[Any]):
+    """An e-seal reader: the seal in the field becomes ``SealRead``; also unlocks and arms.
+    The reader reports a seal once, when it enters the field."""
 
     def __init__(self, device: EsealReader, *, name: str) -> None:
         super().__init__(name, "seal", lambda r, s: device.supervisor(r, s, name=name))
@@ -153,9 +173,10 @@ class EsealSource(DriverSource[Any]):
 
     def convert(self, reading: Any) -> Event | None:
         if isinstance(reading, SealReading):
+            self._took_reading()
             return SealRead(reading.seal_id, reading.state, reading.battery_pct)
         if isinstance(reading, NoSeal):
-            self.current = None
+            self._run_over(emptied=True)
         return None
 
     async def unlock(self, seal_id: str) -> None:

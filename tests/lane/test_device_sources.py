@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import cast
 
+from drivers.eseal import EsealReader, NoSeal, SealReading
 from drivers.weighbridge import ScaleStatus, StableWeight, Weighbridge, WeightReading
-from gatewayd.devices import WeighbridgeSource
-from gatewayd.events import Event, WeightStable
+from gatewayd.devices import EsealSource, WeighbridgeSource
+from gatewayd.events import Event, SealRead, WeightStable
 
 
 def scale() -> tuple[WeighbridgeSource, list[Event]]:
@@ -49,4 +50,35 @@ def test_a_weight_from_a_deck_not_emptied_since_the_pass_began_is_forgotten_with
     source.pass_closed("P2")
     emitted.clear()
     source.trigger("P3")
+    assert emitted == []
+
+
+def reader() -> tuple[EsealSource, list[Event]]:
+    source = EsealSource(cast(EsealReader, None), name="eseal")
+    emitted: list[Event] = []
+    source._emit = emitted.append
+    return source, emitted
+
+
+def test_the_next_trucks_seal_read_before_the_last_pass_closed_is_kept_for_its_pass() -> None:
+    # The reader reports a seal once, as it enters the field: in a queue, the next truck's
+    # seal is read while the last pass's arm is still up, and is never reported again.
+    source, emitted = reader()
+    source.trigger("P1")
+    source._on_reading(SealReading("ES-A", "sealed", 90, 3))  # truck 1
+    source._on_reading(NoSeal())  # it drives on, through the barrier
+    source._on_reading(SealReading("ES-B", "sealed", 80, 1))  # truck 2 pulls up behind
+    source.pass_closed("P1")
+    emitted.clear()
+    source.trigger("P2")
+    assert emitted == [SealRead("ES-B", "sealed", 80)]
+
+
+def test_a_seal_still_in_the_field_when_its_pass_closed_is_forgotten_with_it() -> None:
+    source, emitted = reader()
+    source.trigger("P1")
+    source._on_reading(SealReading("ES-A", "sealed", 90, 3))
+    source.pass_closed("P1")  # held, the truck turned away: its seal is not the next truck's
+    emitted.clear()
+    source.trigger("P2")
     assert emitted == []
