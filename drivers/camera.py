@@ -31,7 +31,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Literal, Protocol
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit, urlunsplit
 
 import cv2
@@ -39,6 +39,8 @@ import numpy as np
 from numpy.typing import NDArray
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from drivers.images import BadImage, check_size, read_image
+from drivers.images import decode as decode_image
 from drivers.supervisor import Backoff, DriverError, Health, State
 
 log = logging.getLogger(__name__)
@@ -99,9 +101,7 @@ def redact_url(url: str) -> str:
     parts = urlsplit(url)
     if parts.password is None:
         return url
-    host = parts.hostname or ""
-    if parts.port is not None:
-        host = f"{host}:{parts.port}"
+    host = parts.netloc.rpartition("@")[2]  # as written, even a port that is no number
     return urlunsplit(parts._replace(netloc=f"{parts.username}:***@{host}"))
 
 
@@ -175,6 +175,11 @@ class CameraSettings(BaseModel):
         m = _SCHEME_RE.match(url)
         if m and m.group(1).lower() not in ("rtsp", "rtsps", "http", "https"):
             source_kind(url)  # raises with the list of supported forms
+        if m:
+            try:
+                urlsplit(url).port  # noqa: B018 - parsed for its check: 554a is no port
+            except ValueError as exc:
+                raise ValueError(f"{redact_url(url)}: {exc}") from None
         return url
 
     @model_validator(mode="after")
@@ -238,10 +243,17 @@ class _Pacer:
 class _CaptureSource:
     """A cv2.VideoCapture: network stream, device, or video file."""
 
-    def __init__(self, settings: CameraSettings, kind: SourceKind, stop: threading.Event):
+    def __init__(
+        self,
+        settings: CameraSettings,
+        kind: SourceKind,
+        stop: threading.Event,
+        on_reject: Callable[[], None],
+    ):
         self.kind = kind
         self.settings = settings
         self.stop = stop
+        self.on_reject = on_reject
         self.pacer: _Pacer | None = None
         self.frames_since_open = 0
         self.cap = self._open()
@@ -259,6 +271,11 @@ class _CaptureSource:
                 int(s.stall_timeout_s * 1000),
             ]
             cap = cv2.VideoCapture(s.url, cv2.CAP_FFMPEG, params)
+            if self.kind == "http" and cap.isOpened():
+                # each MJPEG part as sent, undecoded: FFmpeg fills a part cut short with the
+                # previous frame's pixels (the last truck's plate), so parts are checked whole
+                # and decoded here (drivers.images)
+                cap.set(cv2.CAP_PROP_FORMAT, -1)
         elif self.kind == "device":
             cap = cv2.VideoCapture(s.url, cv2.CAP_V4L2)
             if cap.isOpened():
@@ -277,13 +294,29 @@ class _CaptureSource:
         return cap
 
     def read(self) -> Image | None:
-        if self.pacer is not None:
-            self.pacer.wait()
-        ok, image = self.cap.read()
-        if ok and image is not None and image.size:
+        deadline = time.monotonic() + self.settings.stall_timeout_s
+        refused = ""
+        while True:
+            if self.pacer is not None:
+                self.pacer.wait()
+            ok, image = self.cap.read()
+            if not (ok and image is not None and image.size):
+                break
+            try:
+                frame = self._checked(image)
+            except BadImage as exc:
+                # counted and skipped; a stream of nothing else is down, and says why
+                refused = str(exc)
+                log.debug("%s: frame refused: %s", self.settings.name, exc)
+                self.on_reject()
+                if time.monotonic() > deadline:
+                    raise DriverError(f"frames arrive but none can be used: {refused}") from None
+                continue
             self.frames_since_open += 1
-            return np.asarray(image, dtype=np.uint8)
+            return frame
         if self.kind != "file":
+            if refused:
+                raise DriverError(f"frames arrive but none can be used: {refused}")
             raise DriverError(
                 f"stream ended or stalled (no frame within {self.settings.stall_timeout_s:g} s)"
             )
@@ -295,6 +328,13 @@ class _CaptureSource:
         self.cap = self._open()
         self.frames_since_open = 0
         return self.read()
+
+    def _checked(self, image: NDArray[Any]) -> Image:
+        if self.kind == "http":
+            return decode_image(image.tobytes())  # an MJPEG part, as sent
+        height, width = image.shape[:2]
+        check_size(width, height)
+        return np.asarray(image, dtype=np.uint8)
 
     def close(self) -> None:
         self.cap.release()
@@ -338,14 +378,15 @@ class _FolderSource:
                 self._list()  # pick up images added since the last round
             path = self.files[self.index]
             self.index += 1
-            image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-            if image is None:
-                log.debug("%s: cannot decode %s", self.settings.name, path)
+            try:
+                image = read_image(path)
+            except BadImage as exc:
+                log.debug("%s: %s: %s", self.settings.name, path, exc)
                 self.on_reject()
                 continue
             self.decoded_this_round += 1
             self.pacer.wait()
-            return np.asarray(image, dtype=np.uint8)
+            return image
 
     def close(self) -> None:
         self.files = []
@@ -357,7 +398,7 @@ def _open_source(
     kind = source_kind(settings.url)
     if kind == "folder":
         return _FolderSource(settings, stop, on_reject)
-    return _CaptureSource(settings, kind, stop)
+    return _CaptureSource(settings, kind, stop, on_reject)
 
 
 class _ReplayEnded(Exception):

@@ -230,6 +230,60 @@ async def test_undecodable_images_are_counted_not_fatal(folder: Path) -> None:
         assert len(await cam.burst(2, 0.0, timeout_s=20)) == 2
 
 
+async def test_mjpeg_frames_cut_short_never_carry_the_last_trucks_pixels() -> None:
+    # A decoder fills the missing rows of a JPEG cut short from the previous frame: the last
+    # truck's plate, read again for the next. Such parts are refused, counted, and a stream of
+    # nothing else is down, saying why.
+    async with MjpegServer(views=["front"], fps=20) as srv:
+        srv.show("front", solid((255, 255, 255)))  # truck A
+        settings = CameraSettings(
+            name="front", url=srv.url("front"), stall_timeout_s=1, backoff_initial_s=0.05
+        )
+        async with Camera(settings) as cam:
+            await wait_until(lambda: cam.health().state == "up")
+            black = bytes(cv2.imencode(".jpg", solid((0, 0, 0)))[1])
+            srv.show("front", black[: len(black) * 6 // 10])  # truck B, every part cut short
+            shown = cam.health().rejected
+            await wait_until(lambda: cam.health().rejected > shown + 5)
+            assert cam.health().accepted + cam.health().rejected > 0
+            frames = await cam.burst(3, 0.0, timeout_s=1.5)
+            assert frames == []  # nothing fresh, and never truck A again
+            await wait_until(lambda: cam.health().state == "down")
+            assert "none can be used: JPEG cut short" in cam.health().detail
+            srv.show("front", black)  # whole again
+            await wait_until(lambda: cam.health().state == "up")
+            (frame,) = await cam.burst(1, 0.0, timeout_s=20)
+            assert frame.image.max() < 30
+
+
+async def test_a_frame_larger_than_any_camera_gives_is_refused_before_it_is_decoded() -> None:
+    huge = bytes(
+        cv2.imencode(
+            ".jpg", np.full((6000, 9000, 3), 90, np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 30]
+        )[1]
+    )
+    async with MjpegServer(views=["front"], fps=5) as srv:
+        srv.show("front", huge)
+        settings = CameraSettings(name="front", url=srv.url("front"), stall_timeout_s=2)
+        async with Camera(settings) as cam:
+            await wait_until(lambda: cam.health().rejected >= 2)
+            assert cam.latest() is None
+            await wait_until(lambda: cam.health().state == "down")
+            assert "9000x6000 pixels: more than any lane camera gives" in cam.health().detail
+
+
+async def test_a_folder_replay_skips_pictures_cut_short_or_too_large(folder: Path) -> None:
+    whole = (folder / "0000.png").read_bytes()
+    (folder / "0001.png").write_bytes(whole[: len(whole) // 2])
+    cv2.imwrite(str(folder / "0002.png"), np.zeros((9000, 9000, 3), np.uint8))
+    settings = CameraSettings(name="replay", url=str(folder), replay_fps=60)
+    async with Camera(settings) as cam:
+        await wait_until(lambda: cam.health().rejected >= 2)
+        seen = {level(f) for f in await cam.burst(8, 0.0, timeout_s=20)}
+    assert LEVELS[1] not in seen
+    assert LEVELS[2] not in seen
+
+
 def test_grab_frame_reads_one_picture(folder: Path) -> None:
     frame = grab_frame(CameraSettings(name="replay", url=str(folder)))
     assert level(frame) == LEVELS[0]
@@ -256,8 +310,10 @@ def test_source_kinds(url: str, kind: str) -> None:
         {"url": "/dev/video0", "name": "front cam"},
         {"url": "/dev/video0", "backoff_initial_s": 5, "backoff_max_s": 1},
         {"url": "/dev/video0", "burst_frames": 10, "burst_interval_s": 1, "burst_timeout_s": 5},
+        {"url": "rtsp://admin:pw@10.0.0.5:554a/stream1"},  # no port: the thread died on it
     ],
 )
 def test_bad_settings_are_refused(fields: dict[str, object]) -> None:
-    with pytest.raises(ValidationError):
+    with pytest.raises(ValidationError) as err:
         CameraSettings.model_validate({"name": "front", **fields})
+    assert all(":pw@" not in e["msg"] for e in err.value.errors())  # nor a password shown
