@@ -17,8 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-import cv2
-
+from drivers.images import BadImage, read_image
 from recognition.containers import ContainerReader, ContainerReading, fuse_containers
 from recognition.engine import Image, OcrEngine
 from recognition.plate_fusion import FusedPlate
@@ -65,11 +64,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--fuse", action="store_true", help="the images are views of one pass")
     args = parser.parse_args(argv)
 
-    engine = OcrEngine({"EngineConfig.onnxruntime.intra_op_num_threads": 1})
-    engine.warm_up()
-    plates = PlateReader(engine) if args.kind in ("plate", "auto") else None
-    containers = ContainerReader(engine) if args.kind in ("container", "auto") else None
-
     def show(result: dict[str, Any]) -> None:
         if args.json:
             print(json.dumps(result, ensure_ascii=False), flush=True)
@@ -81,14 +75,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"{name}: {' '.join(found) or '-'} ({result['ms']} ms)", flush=True)
 
     status = 0
-    images = []
+    images: list[tuple[str, Image]] = []
     for path in args.images:
-        image: Image | None = cv2.imread(path, cv2.IMREAD_COLOR)  # type: ignore[assignment]
-        if image is None:
-            print(f"{path}: not an image this tool can read", file=sys.stderr)
+        try:
+            images.append((path, read_image(path)))
+        except BadImage as exc:  # missing, cut short, too large, not an image: named, and no
+            print(f"{path}: {exc}", file=sys.stderr)  # "nothing found" for it
             status = 1
-            continue
-        images.append((path, image))
+    if not images:
+        return status
+
+    engine = OcrEngine({"EngineConfig.onnxruntime.intra_op_num_threads": 1})
+    engine.warm_up()
+    plates = PlateReader(engine) if args.kind in ("plate", "auto") else None
+    containers = ContainerReader(engine) if args.kind in ("container", "auto") else None
 
     if args.fuse:
         started = time.perf_counter()
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     for path, image in images:
         started = time.perf_counter()
-        result = {
+        result: dict[str, Any] = {
             "file": path,
             "plates": [_plate(p) for p in plates.find_plates(image)] if plates else [],
             "containers": [_container(c) for c in containers.read(image)] if containers else [],

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from pathlib import Path
 
@@ -52,3 +53,20 @@ def test_a_file_that_is_not_an_image_is_named_and_fails(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "notes.txt" in result.stderr
     assert result.stdout == ""
+
+
+def test_a_picture_cut_short_missing_or_no_file_is_named_and_fails(
+    shared_data: Path, tmp_path: Path
+) -> None:
+    whole = (shared_data / "plates" / "scenes" / "scene_001.jpg").read_bytes()
+    cut = tmp_path / "cut.jpg"
+    cut.write_bytes(whole[: len(whole) // 2])  # decodes, grey below: "no plate" would be a lie
+    fifo = tmp_path / "fifo.jpg"
+    os.mkfifo(fifo)  # reading it would wait for ever
+    result = run("--kind", "plate", "--json", str(cut), str(tmp_path / "gone.jpg"), str(fifo))
+    assert result.returncode == 1
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert f"{cut}: JPEG cut short" in lines[0]
+    assert f"{tmp_path / 'gone.jpg'}: cannot read: No such file or directory" in lines[1]
+    assert f"{fifo}: not a regular file" in lines[2]
