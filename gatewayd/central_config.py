@@ -29,6 +29,20 @@ class MqttTls(Section):
             raise invalid("MqttTls", ("cert_file",), "give both cert_file and key_file", None)
         return self
 
+    def check_files(self) -> None:
+        """Raise ``ValueError`` naming a file that cannot be read. Called when the lane
+        starts: they are read again at each connection (certificates get renewed), where a
+        missing one would only say 'No such file or directory', retried for ever."""
+        for key in ("ca_file", "cert_file", "key_file"):
+            path: Path | None = getattr(self, key)
+            if path is None:
+                continue
+            try:
+                with path.open("rb"):
+                    pass
+            except OSError as exc:
+                raise ValueError(f"mqtt.tls.{key} {path}: {exc.strerror or exc}") from None
+
 
 class MqttSection(Section):
     host: str = Field(min_length=1, description="Broker host name or address.")
@@ -122,6 +136,10 @@ class MqttSection(Section):
     def secret(self) -> str | None:
         """The password, read from password_file when one is given."""
         if self.password_file is not None:
-            lines = self.password_file.read_text(encoding="utf-8").splitlines()
+            try:
+                lines = self.password_file.read_text(encoding="utf-8").splitlines()
+            except (OSError, UnicodeDecodeError) as exc:
+                why = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+                raise ValueError(f"mqtt.password_file {self.password_file}: {why}") from None
             return lines[0] if lines else ""
         return self.password

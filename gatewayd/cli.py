@@ -106,7 +106,7 @@ def run(
     _logging(verbose)
     from gatewayd.runner import run_lane
 
-    cfg = load_config_or_exit(config)
+    cfg = load_config_or_exit(config, field=True)
     try:
         asyncio.run(run_lane(cfg))
     except KeyboardInterrupt:

@@ -27,9 +27,10 @@ def exit_on_file_error() -> Iterator[None]:
         raise typer.Exit(1) from None
 
 
-def load_config_or_exit(path: Path) -> LaneConfig:
-    """The lane config at ``path``, or exit 1 naming what is wrong with it."""
+def load_config_or_exit(path: Path, *, field: bool = False) -> LaneConfig:
+    """The lane config at ``path``, or exit 1 naming what is wrong with it (with ``field``,
+    also what keeps it from running on real devices here: ``config.field_problems``)."""
     from gatewayd.config import load_config  # pydantic models load only when a config is read
 
     with exit_on_file_error():
-        return load_config(path)
+        return load_config(path, field=field)

@@ -6,6 +6,7 @@ its line, and what is wrong, as ``gatewayctl config validate`` prints them.
 
 from __future__ import annotations
 
+import grp
 import os
 from pathlib import Path
 from typing import Annotated, Literal
@@ -22,7 +23,7 @@ from drivers.settings import Section, invalid
 from drivers.weighbridge import WeighbridgeSettings
 from gatewayd.central_config import MqttSection
 from gatewayd.judge import READING_KINDS, ReadingKind
-from gatewayd.tomlfile import load_model, parse_model
+from gatewayd.tomlfile import load_model, located, parse_model
 from recognition.evidence import EvidenceSettings
 
 SOCKET_PATH_MAX = 107
@@ -289,9 +290,42 @@ class LaneConfig(Section):
         return self
 
 
-def load_config(path: str | Path) -> LaneConfig:
-    """Read and validate a lane config file; raises FileError naming every problem."""
-    return load_model(path, LaneConfig)
+def field_problems(config: LaneConfig) -> list[tuple[tuple[str | int, ...], str]]:
+    """What keeps a valid config from running a lane on its real devices, on this machine:
+    simulated devices, a Unix group that does not exist here, secrets that cannot be read.
+    Each as (key path, problem)."""
+    problems: list[tuple[tuple[str | int, ...], str]] = []
+    for key, device in config.devices:
+        if isinstance(device, SimDeviceConfig):
+            message = "kind 'sim' exists only under `gatewayd sim`; configure the real device"
+            problems.append((("devices", key, "kind"), message))
+    group = config.control.officers_group if config.control else None
+    if group is not None:
+        try:
+            grp.getgrnam(group)
+        except KeyError:
+            problems.append((("control", "officers_group"), f"no group {group!r} here"))
+    if config.mqtt is not None:
+        try:
+            config.mqtt.secret()
+        except ValueError as exc:
+            problems.append((("mqtt", "password_file"), str(exc)))
+        if config.mqtt.tls is not None:
+            try:
+                config.mqtt.tls.check_files()
+            except ValueError as exc:
+                problems.append((("mqtt", "tls"), str(exc)))
+    return problems
+
+
+def load_config(path: str | Path, *, field: bool = False) -> LaneConfig:
+    """Read and validate a lane config file; raises FileError naming every problem. With
+    ``field``, also what keeps it from running a lane on real devices (``field_problems``):
+    ``gatewayd run`` and ``gatewayctl config validate`` ask that."""
+    config = load_model(path, LaneConfig)
+    if field and (problems := field_problems(config)):
+        raise located(path, problems)
+    return config
 
 
 def parse_config(text: str, source: str = "<text>") -> LaneConfig:

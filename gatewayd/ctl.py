@@ -20,8 +20,9 @@ app.add_typer(camera_app, name="camera")
 
 @config_app.command("validate")
 def config_validate(path: Annotated[Path, typer.Argument(help="Lane config (TOML).")]) -> None:
-    """Check a config file: exit 0 when good; else name each key path, line and problem."""
-    cfg = load_config_or_exit(path)
+    """Check a config file for `gatewayd run` on this machine: exit 0 when good; else name
+    each key path, line and problem."""
+    cfg = load_config_or_exit(path, field=True)
     typer.echo(f"{path}: ok (lane {cfg.lane.id}, profile {cfg.lane.profile})")
 
 

@@ -111,6 +111,21 @@ def _nul_keys(value: object, loc: tuple[str | int, ...] = ()) -> list[tuple[str 
     return []
 
 
+def located(path: str | Path, problems: Sequence[tuple[tuple[str | int, ...], str]]) -> FileError:
+    """A ``FileError`` for problems found in a valid file's values (key path, message), each
+    named with its line as ``describe`` does."""
+    try:
+        lines = key_lines(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        lines = {}
+    out = []
+    for loc, message in problems:
+        line = _line_for(loc, lines)
+        dotted = ".".join(str(p) for p in loc)
+        out.append(f"{dotted} (line {line}): {message}" if line else f"{dotted}: {message}")
+    return FileError(path, out)
+
+
 def load_model(path: str | Path, model: type[M]) -> M:
     """Parse and validate a TOML file; raise FileError naming every problem."""
     try:

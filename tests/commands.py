@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import subprocess
 import sys
 from collections.abc import Awaitable
@@ -15,6 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 GATEWAYD = (sys.executable, "-c", "from gatewayd.cli import main; main()")
 GATEWAYCTL = (sys.executable, "-c", "from gatewayd.ctl import main; main()")
 RECOGNITION = (sys.executable, "-m", "recognition")
+
+
+EXAMPLE_CONFIG = ROOT / "config" / "lane.example.toml"
+
+
+def example_config(**devices: str) -> str:
+    """The example lane config, each ``[devices.NAME]`` table named here replaced by the
+    given TOML body (its keys, one per line)."""
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    for name, body in devices.items():
+        table = re.compile(rf"^\[devices\.{name}\]\n(?:[^\n\[]+\n)*", re.MULTILINE)
+        text, count = table.subn(f"[devices.{name}]\n{body.strip()}\n", text)
+        assert count == 1, f"no [devices.{name}] table in the example config"
+    return text
 
 
 def run(

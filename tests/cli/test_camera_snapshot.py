@@ -7,12 +7,14 @@ from pathlib import Path
 
 from sim.camera_server import MjpegServer
 from sim.render import render_plate_scene
-from tests.commands import GATEWAYCTL, ROOT, run, run_async
+from tests.commands import EXAMPLE_CONFIG, GATEWAYCTL, run, run_async
 
 
 def _with_camera(tmp_path: Path, server: MjpegServer) -> Path:
-    text = (ROOT / "config" / "lane.example.toml").read_text(encoding="utf-8")
-    text += f'\n[[cameras]]\nname = "front"\nurl = "{server.url("front")}"\n'
+    text = EXAMPLE_CONFIG.read_text(encoding="utf-8")
+    front = text.index('url = "rtsp://lane03:CHANGE-ME@10.20.3.61')  # the example's front view
+    end = text.index("\n", front)
+    text = text[:front] + f'url = "{server.url("front")}"' + text[end:]
     config = tmp_path / "lane.toml"
     config.write_text(text, encoding="utf-8")
     return config
@@ -74,7 +76,7 @@ async def test_unknown_view_is_refused_naming_the_configured_ones(tmp_path: Path
         "snapshot",
         "rear",
         "--config",
-        str(ROOT / "config" / "lane.example.toml"),
+        str(EXAMPLE_CONFIG),
     )
     assert code == 1
     assert "no camera named 'rear'" in stderr

@@ -112,7 +112,9 @@ def test_bad_config_names_the_key_its_line_and_the_problem(
 
 
 def test_missing_device_for_a_required_reading_is_named(tmp_path: Path) -> None:
-    path = _broken(tmp_path, '[devices.seal]\nkind = "sim"\n', "")
+    text = EXAMPLE.read_text(encoding="utf-8")
+    start = text.index("[devices.seal]")
+    path = _broken(tmp_path, text[start : text.index("\n\n", start) + 1], "")
     with pytest.raises(FileError) as err:
         load_config(path)
     assert err.value.problems[0].startswith("devices.seal")
@@ -134,6 +136,48 @@ def test_a_profile_that_reads_no_release_note_is_refused(tmp_path: Path) -> None
     (problem,) = err.value.problems
     assert problem.startswith("profiles.plates-only.required (line")
     assert "'qr' is required" in problem
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "key", "message"),
+    [
+        (
+            'kind = "weighbridge"\nport = "/dev/ttyUSB0"\nbaudrate = 9600\nformat = "toledo"',
+            'kind = "sim"',
+            "devices.weight.kind",
+            "exists only under `gatewayd sim`",
+        ),
+        (
+            '# officers_group = "customs-officers"',
+            'officers_group = "no-such-group-here"',
+            "control.officers_group",
+            "no group 'no-such-group-here' here",
+        ),
+    ],
+)
+def test_what_keeps_a_valid_config_from_running_here_is_named_by_validate(
+    tmp_path: Path, old: str, new: str, key: str, message: str
+) -> None:
+    # `config validate` runs before `gatewayd run` (the unit's ExecStartPre): it must not call
+    # a config good that the lane then refuses
+    path = _broken(tmp_path, old, new)
+    result = validate(path)
+    assert result.returncode == 1
+    assert f"{key} (line {_line_of(path, new)}): " in result.stderr
+    assert message in result.stderr
+    assert load_config(path).lane.id == "lane-03"  # valid as a file; only not runnable here
+
+
+def test_an_unreadable_broker_password_file_is_named_by_validate(tmp_path: Path) -> None:
+    path = tmp_path / "lane.toml"
+    text = EXAMPLE.read_text(encoding="utf-8")
+    text += '\n[mqtt]\nhost = "127.0.0.1"\nusername = "lane-03"\n'
+    text += f'password_file = "{tmp_path / "missing"}"\n'
+    path.write_text(text, encoding="utf-8")
+    result = validate(path)
+    assert result.returncode == 1
+    assert "mqtt.password_file" in result.stderr
+    assert "No such file or directory" in result.stderr
 
 
 def test_broken_toml_is_reported_with_its_position() -> None:

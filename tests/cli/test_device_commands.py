@@ -13,7 +13,7 @@ from sim.eseal_device import EsealReaderSim
 from sim.gps_device import SimGps
 from sim.qr_scanner_device import SimQrScanner
 from sim.weighbridge_device import WeighbridgeSim
-from tests.commands import GATEWAYCTL, ROOT, run_async
+from tests.commands import GATEWAYCTL, example_config, run_async
 
 KEY = bytes(range(16))
 
@@ -27,30 +27,23 @@ def _config(
     qr: str | None = None,
     key: str | None = None,
 ) -> Path:
-    text = (ROOT / "config" / "lane.example.toml").read_text(encoding="utf-8")
+    devices: dict[str, str] = {}
     if gps:
-        text = text.replace(
-            '[devices.gps]\nkind = "sim"', f'[devices.gps]\nkind = "nmea"\nport = "{gps}"'
-        )
+        devices["gps"] = f'kind = "nmea"\nport = "{gps}"'
     if qr:
-        text = text.replace(
-            '[devices.qr]\nkind = "sim"', f'[devices.qr]\nkind = "qr-scanner"\nport = "{qr}"'
+        devices["qr"] = f'kind = "qr-scanner"\nport = "{qr}"'
+    if weight:
+        devices["weight"] = (
+            f'kind = "weighbridge"\nport = "{weight}"\nformat = "toledo"\n'
+            "stability = { hold_s = 0.3 }"
         )
+    if seal:
+        devices["seal"] = f'kind = "eseal"\nport = "{seal}"\nkey = "{KEY.hex()}"'
+    text = example_config(**devices)
     if key:
         start = text.index("public_keys = [")
         end = text.index("]", start)
         text = text[:start] + f'public_keys = ["{key}"' + text[end:]
-    if weight:
-        text = text.replace(
-            '[devices.weight]\nkind = "sim"',
-            f'[devices.weight]\nkind = "weighbridge"\nport = "{weight}"\nformat = "toledo"\n'
-            "stability = { hold_s = 0.3 }",
-        )
-    if seal:
-        text = text.replace(
-            '[devices.seal]\nkind = "sim"',
-            f'[devices.seal]\nkind = "eseal"\nport = "{seal}"\nkey = "{KEY.hex()}"',
-        )
     path = tmp_path / "lane.toml"
     path.write_text(text, encoding="utf-8")
     return path
@@ -152,7 +145,9 @@ async def test_a_seal_reader_that_does_not_answer_fails_the_command(tmp_path: Pa
 
 
 async def test_a_simulated_device_in_the_config_has_nothing_to_read(tmp_path: Path) -> None:
-    code, _, err = await _ctl("device", "read", "weighbridge", "--config", str(_config(tmp_path)))
+    config = tmp_path / "lane.toml"
+    config.write_text(example_config(weight='kind = "sim"'), encoding="utf-8")
+    code, _, err = await _ctl("device", "read", "weighbridge", "--config", str(config))
     assert code == 1
     assert "devices.weight is of kind 'sim'" in err
 
