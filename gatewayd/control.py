@@ -213,8 +213,11 @@ async def serve(lane: Lane, path: Path, *, officers_group: str | None = None) ->
             clients -= 1
             writer.close()
 
-    server = await asyncio.start_unix_server(client, path=str(path), limit=MAX_LINE * 2)
-    os.chmod(path, 0o660)
+    try:
+        server = await asyncio.start_unix_server(client, path=str(path), limit=MAX_LINE * 2)
+        os.chmod(path, 0o660)
+    except OSError as exc:
+        raise ControlSocketError(f"cannot serve {path}: {exc.strerror or exc}") from None
     try:
         async with server:
             await server.serve_forever()
@@ -245,11 +248,13 @@ async def _prepare(path: Path) -> None:
 def _socket_there(path: Path) -> bool:
     """Whether a socket is at ``path`` (its folder made if need be); anything else there is
     an error."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         mode = path.lstat().st_mode
     except FileNotFoundError:
         return False
+    except OSError as exc:  # its folder is a file, or may not be made
+        raise ControlSocketError(f"cannot serve {path}: {exc.strerror or exc}") from None
     if not stat.S_ISSOCK(mode):
         raise ControlSocketError(f"{path} exists and is not a socket: not replacing it")
     return True

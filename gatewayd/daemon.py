@@ -10,12 +10,16 @@ moves from its last reading to the barrier command without waiting behind other 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import fcntl
 import functools
 import gc
 import logging
+import os
+import sqlite3
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -67,6 +71,9 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 QUEUE_SIZE = 4096
+# a stopping lane waits this long for the event in hand (a ledger write waits up to 5 s for a
+# busy database); the unit's TimeoutStopSec (10 s) covers it
+STOP_GRACE_S = 7.0
 
 
 @functools.cache
@@ -201,6 +208,9 @@ class Lane:
         # unbounded: ``emit`` bounds what may be dropped, and a change of state never is
         self.queue: asyncio.Queue[tuple[Event, float]] = asyncio.Queue()
         self.dropped = 0
+        self._idle = asyncio.Event()  # no event is being handled
+        self._idle.set()
+        self._stopping = False
         self.relay_health = Health("relay")
         self._db_thread = ThreadPoolExecutor(1, thread_name_prefix="ledger")
         self._ledger: Ledger | None = None
@@ -247,14 +257,21 @@ class Lane:
     # -- running -----------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run the lane until cancelled."""
+        """Run the lane until cancelled; ``LedgerError`` when its ledger cannot be had."""
         ledger_path = Path(self.config.ledger.path)
-        ledger_path.parent.mkdir(parents=True, exist_ok=True)
-        self._ledger = await self._db(
-            Ledger, ledger_path, synchronous=self.config.ledger.synchronous
-        )
+        with _only_lane_on(ledger_path):
+            try:
+                self._ledger = await self._db(
+                    Ledger, ledger_path, synchronous=self.config.ledger.synchronous
+                )
+            except sqlite3.Error as exc:
+                self._db_thread.shutdown(wait=False)
+                raise LedgerError(f"ledger {ledger_path}: {exc}") from None
+            await self._run()
+
+    async def _run(self) -> None:
         try:
-            plates, containers = await self._db(self._ledger.watchlist)
+            plates, containers = await self._db(self.ledger.watchlist)
             self.emit(WatchlistChanged(plates, containers))
             supervisor = Supervisor(
                 self.relay_health,
@@ -283,8 +300,7 @@ class Lane:
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
-            ledger = self._ledger
-            await self._db(ledger.close)
+            await self._db(self.ledger.close)
             self._db_thread.shutdown(wait=True)
 
     async def _db(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -314,8 +330,9 @@ class Lane:
             self.emit(Tick())
 
     async def _dispatch(self) -> None:
-        while True:
+        while not self._stopping:
             event, queued_at = await self.queue.get()
+            self._idle.clear()
             try:
                 await self._handle(event, queued_at)
             except Exception:  # one bad event must not stop the lane
@@ -323,6 +340,30 @@ class Lane:
                 # is a bug, logged loudly, and the lane goes on with the next event.
                 log.exception("lane failed handling %s", type(event).__name__)
                 self.alert(Alert("INTERNAL_ERROR", f"failed handling {type(event).__name__}"))
+            finally:
+                self._idle.set()
+
+    async def stop(self, grace_s: float = STOP_GRACE_S) -> None:
+        """Get ready to be cancelled: take no new event, finish the one in hand (a pass being
+        written reaches its barrier command: cancelled mid-write, its note was used up and
+        its truck never let through), then turn the light red, since nobody will be watching
+        the lane. Waits at most ``grace_s`` for the event in hand."""
+        self._stopping = True
+        try:
+            async with asyncio.timeout(grace_s):
+                await self._idle.wait()
+        except TimeoutError:
+            tx = self.core.tx
+            log.error(
+                "stopping in the middle of %s (phase %s): see to the truck at the lane by hand",
+                tx.pass_id if tx else "no pass",
+                self.core.phase.value,
+            )
+        try:
+            async with asyncio.timeout(1.0):
+                await self.relay.set_light("red")
+        except (DriverError, TimeoutError) as exc:
+            log.warning("could not turn the light red on stopping: %s", exc or "no answer")
 
     async def _handle(self, event: Event, queued_at: float, cause: float | None = None) -> None:
         # A decision's latency counts from the reading (or ledger answer, or device fault)
@@ -516,6 +557,35 @@ class Lane:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
+
+
+class LedgerError(ValueError):
+    """The lane's ledger cannot be opened, or another lane process has it."""
+
+
+@contextlib.contextmanager
+def _only_lane_on(ledger: Path) -> Iterator[None]:
+    """Hold ``LEDGER.lock`` for as long as the lane runs: a second lane on the same ledger
+    (started twice, or two configs naming one file) would drive the same relay and write the
+    same outbox. Taken before any device or the ledger is opened."""
+    lock_path = ledger.with_name(ledger.name + ".lock")
+    try:
+        ledger.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o640)
+    except OSError as exc:
+        raise LedgerError(f"ledger {ledger}: {exc.strerror or exc}") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise LedgerError(
+                f"ledger {ledger} is in use by another lane process (is this lane started twice?)"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # and with it the lock
 
 
 def _position(switches: dict[str, bool]) -> BarrierPosition:

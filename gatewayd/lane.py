@@ -149,9 +149,10 @@ class LaneCore:
         self.expect: Expectation | None = None
         self.heading: BarrierPosition | None = None  # where the arm was last sent
         self.faults: dict[str, str] = {}
-        # the loops and barrier as last polled are from before a relay outage: nothing is
-        # lowered on them until the relay's first poll is in (its barrier state comes last)
-        self.inputs_stale = False
+        # No poll of the relay's inputs yet (at start), or the last is from before a relay
+        # outage: nothing is lowered on them until the first poll is in (its barrier state
+        # comes last), and then the light is set, which a restart or an outage left as it was.
+        self.inputs_stale = True
         self.tx: Transaction | None = None
         self.release_for: str | None = None  # the pass whose release lets the barrier up
         self.last_loop_change = 0.0
@@ -285,8 +286,10 @@ class LaneCore:
 
     def _on_barrier(self, event: BarrierChanged, now: float) -> list[Command]:
         self.barrier = event.position
-        self.inputs_stale = False
         out: list[Command] = []
+        if self.inputs_stale and self.release_for is None:
+            out.append(SetLight("red"))  # a green light left on invites a truck nobody let in
+        self.inputs_stale = False
         if self.expect and event.position == self.expect.position:
             self.expect = None
         if event.position in ("open", "closed") and self.faults.pop(BARRIER, None) is not None:

@@ -115,9 +115,23 @@ async def run_lane(config: LaneConfig) -> None:
     """Run until SIGINT or SIGTERM."""
     lane = Lane(config, RelayIO(config.relay), build_sources(config), link=build_link(config))
     task = asyncio.create_task(lane.run(), name="lane")
+    stopping: asyncio.Task[None] | None = None
+
+    async def stop() -> None:
+        await lane.stop()
+        task.cancel()
+
+    def on_signal() -> None:
+        nonlocal stopping
+        if stopping is None:  # the event in hand is finished first (Lane.stop)
+            log.info("stopping: finishing the event in hand")
+            stopping = asyncio.create_task(stop(), name="stop")
+        else:  # asked again: at once
+            task.cancel()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, task.cancel)
+        loop.add_signal_handler(sig, on_signal)
     log.info("lane %s up", config.lane.id)
     with contextlib.suppress(asyncio.CancelledError):
         await task

@@ -135,8 +135,10 @@ def feed(lane: LaneCore, events: Iterable[Event], now: float = NOW) -> list[Comm
 
 
 def arrive(lane: LaneCore, now: float = NOW) -> list[Command]:
-    """A truck stops on the arrival loop in front of a closed barrier."""
-    return feed(lane, [BarrierChanged("closed"), LoopChanged("arrival", True)], now)
+    """A truck stops on the arrival loop in front of a closed barrier; the arrival's commands
+    (the barrier's first report, which sets the light, comes before)."""
+    lane.handle(BarrierChanged("closed"), now)
+    return lane.handle(LoopChanged("arrival", True), now)
 
 
 def gps(at: tuple[float, float], valid: bool = True) -> GpsFix:

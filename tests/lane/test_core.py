@@ -574,8 +574,19 @@ def test_released_truck_that_never_passes_gets_the_barrier_closed_after_a_while(
 def test_open_barrier_with_nobody_released_is_closed_when_safe() -> None:
     lane = core()
     lane.handle(LoopChanged("safety", True), NOW)
-    assert lane.handle(BarrierChanged("open"), NOW) == []  # someone under it: wait
+    # someone under it: wait (the light, left as it was, turns red)
+    assert lane.handle(BarrierChanged("open"), NOW) == [SetLight("red")]
     assert CloseBarrier() in lane.handle(LoopChanged("safety", False), NOW + 1)
+
+
+def test_a_light_left_green_by_a_restart_or_a_relay_outage_turns_red() -> None:
+    lane = core()
+    assert lane.handle(BarrierChanged("closed"), NOW) == [SetLight("red")]  # the lane starts
+    arrive(lane, NOW + 1)
+    assert lane.handle(BarrierChanged("closed"), NOW + 2) == []  # known: nothing to set
+    lane.handle(DeviceFault("relay", "connection lost"), NOW + 3)
+    lane.handle(DeviceRecovered("relay"), NOW + 4)
+    assert lane.handle(BarrierChanged("closed"), NOW + 4.1) == [SetLight("red")]
 
 
 # -- the QR code -------------------------------------------------------------------------------

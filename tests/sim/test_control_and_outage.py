@@ -173,3 +173,26 @@ async def test_a_failing_ledger_read_does_not_leave_the_pass_undecided(tmp_path:
         assert lane.lane.core.tx is not None
         assert lane.lane.core.tx.record is not None
         assert "DEVICE_FAULT(ledger did not answer)" in map(str, lane.lane.core.tx.record.reasons)
+
+
+async def test_a_lane_stopped_while_a_release_is_written_lets_its_truck_through_first(
+    tmp_path: Path,
+) -> None:
+    # Stopped (SIGTERM) while the ledger writes a release off: cancelled there, the note was
+    # used up and the barrier never lifted. The event in hand is finished first.
+    async with running_lane(tmp_path) as lane:
+        blocker = sqlite3.connect(lane.ledger_path, isolation_level=None, timeout=5)
+        blocker.execute("BEGIN EXCLUSIVE")  # another writer holds the database a moment
+        try:
+            await lane.truck()
+            await lane.wait(lambda: lane.lane.core.phase is Phase.COMMITTING)
+            stopping = asyncio.create_task(lane.lane.stop())
+            await asyncio.sleep(0.3)
+            assert not stopping.done()  # it waits for the write in hand
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        await asyncio.wait_for(stopping, 10)
+        assert lane.relay.barrier.target == "open"  # the truck whose note was used goes through
+        assert lane.relay.light == "red"  # and nobody is invited on after it
+        assert lane.lane.core.phase is Phase.RELEASED
