@@ -19,14 +19,22 @@ class _Decoded(Protocol):
     def as_dict(self) -> dict[str, object]: ...
 
 
+def read_capture(file: str | Path) -> bytes | None:
+    """The bytes of a capture file ('-': standard input); None, with the reason on standard
+    error, when it cannot be read (missing, a folder, no permission)."""
+    try:
+        return sys.stdin.buffer.read() if str(file) == "-" else Path(file).read_bytes()
+    except OSError as exc:
+        print(f"cannot read {file}: {exc.strerror or exc}", file=sys.stderr)
+        return None
+
+
 def print_capture(file: Path, decode: Callable[[bytes], Iterable[_Decoded]]) -> int:
     """Decode ``file`` ('-': standard input) and print one JSON reading per line, rejected
     stretches to standard error, then ``{"accepted": n, "rejected": m}``; the exit status
     (2 when the file cannot be read)."""
-    try:
-        data = sys.stdin.buffer.read() if str(file) == "-" else file.read_bytes()
-    except OSError as exc:
-        print(f"cannot read {file}: {exc}", file=sys.stderr)
+    data = read_capture(file)
+    if data is None:
         return 2
     accepted = rejected = 0
     for item in decode(data):

@@ -31,7 +31,6 @@ import contextlib
 import datetime as dt
 import json
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -39,6 +38,7 @@ from dataclasses import asdict, dataclass
 import pynmea2
 from pydantic import BaseModel, ConfigDict, Field
 
+from drivers.capture import read_capture
 from drivers.codec import Rejected
 from drivers.framing import LineBuffer
 from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
@@ -625,9 +625,11 @@ def main(argv: list[str] | None = None) -> int:
         "--all", action="store_true", help="also print no-fix notices and rejected frames"
     )
     args = parser.parse_args(argv)
-    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
-    with source:
-        data = strip_comments(source) if args.strip_comments else source.read()
+    data = read_capture(args.file)
+    if data is None:
+        return 2
+    if args.strip_comments:
+        data = strip_comments(data.splitlines(keepends=True))
     now = None
     if args.now:
         now = dt.datetime.fromisoformat(args.now.replace("Z", "+00:00")).timestamp()

@@ -24,7 +24,6 @@ import asyncio
 import contextlib
 import json
 import re
-import sys
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from concurrent.futures import Executor
@@ -35,6 +34,7 @@ import zxingcpp
 from pydantic import BaseModel, ConfigDict, Field
 
 from drivers import release_note
+from drivers.capture import read_capture
 from drivers.codec import Rejected
 from drivers.framing import LineBuffer
 from drivers.serial_link import LineDevice, Port, open_line, port_supervisor
@@ -363,9 +363,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--all", action="store_true", help="also print rejected lines")
     args = parser.parse_args(argv)
     keys = release_note.public_keys(args.key) if args.key else None
-    source = sys.stdin.buffer if args.file == "-" else open(args.file, "rb")  # noqa: SIM115
-    with source:
-        data = source.read()
+    data = read_capture(args.file)
+    if data is None:
+        return 2
     if data and data[-1:] not in (b"\r", b"\n"):
         data += b"\n"  # a file's last line needs no terminator; a live line does
     decoder = ScannerLineDecoder(max_line=MAX_TEXT)

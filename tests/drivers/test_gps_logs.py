@@ -145,3 +145,17 @@ def test_cli_prints_one_fix_per_line_and_the_counts(shared_data: Path) -> None:
         text=True,
     )
     assert '"valid": true' not in run.stdout
+
+
+@pytest.mark.parametrize("codec", ["gps", "qr"])
+def test_cli_names_a_capture_it_cannot_read(tmp_path: Path, codec: str) -> None:
+    for path, why in ((tmp_path / "gone.log", "No such file or directory"), (tmp_path, "")):
+        run = subprocess.run(
+            [sys.executable, "-m", f"drivers.{codec}", str(path)],
+            capture_output=True,
+            check=False,
+            text=True,
+        )
+        assert run.returncode == 2
+        assert f"cannot read {path}: {why}" in run.stderr
+        assert "Traceback" not in run.stderr
