@@ -367,6 +367,11 @@ class _Cursor:
             raise _Malformed("payload longer than its fields")
 
 
+def check_seal_id(seal_id: str) -> None:
+    """Raise ``ValueError`` unless ``seal_id`` is one the protocol carries (1-32 of 0-9 A-Z -)."""
+    _seal_id_field(seal_id)
+
+
 def _seal_id_field(seal_id: str) -> bytes:
     raw = seal_id.encode("ascii", "replace")
     if not SEAL_ID.fullmatch(raw):

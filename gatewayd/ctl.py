@@ -46,7 +46,8 @@ def _ask(config: Path | None, socket: Path | None, message: dict[str, object]) -
     try:
         answer = asyncio.run(request(path, message))
     except (OSError, TimeoutError) as exc:
-        typer.echo(f"lane not reachable at {path}: {exc}", err=True)
+        why = str(exc) or "no answer (the lane is busy or hung)"
+        typer.echo(f"lane not reachable at {path}: {why}", err=True)
         raise typer.Exit(1) from None
     typer.echo(json.dumps(answer, ensure_ascii=False))
     if "error" in answer:

@@ -172,9 +172,14 @@ def read(
 
 
 def _seal_command(config: Path, seal_id: str, action: str) -> None:
-    from drivers.eseal import EsealError, EsealReader
+    from drivers.eseal import EsealError, EsealReader, check_seal_id
     from gatewayd.config import EsealDevice
 
+    try:
+        check_seal_id(seal_id)  # before the port is opened: a typo is no reader fault
+    except ValueError as exc:
+        typer.echo(f"{action}: {exc}", err=True)
+        raise typer.Exit(1) from None
     settings = _config_device(load_config_or_exit(config), config, "seal", EsealDevice)
 
     async def act() -> None:

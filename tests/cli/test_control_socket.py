@@ -20,6 +20,7 @@ from gatewayd import control
 from gatewayd.control import ControlSocketError, may_override, request, serve
 from gatewayd.daemon import Lane
 from gatewayd.runner import build_sources
+from tests.commands import GATEWAYCTL, example_config, run_async
 from tests.sim.harness import lane_config, sim_sources
 
 
@@ -201,3 +202,26 @@ async def test_a_user_outside_the_officers_group_gets_status_but_no_override(
 async def test_an_officers_group_that_does_not_exist_stops_the_socket(tmp_path: Path) -> None:
     with pytest.raises(ControlSocketError, match="no group here"):
         await serve(_lane(tmp_path), tmp_path / "c.sock", officers_group="no-such-group")
+
+
+async def test_gatewayctl_says_why_when_a_hung_lane_never_answers(tmp_path: Path) -> None:
+    sock = tmp_path / "control.sock"
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(30)
+
+    async with await asyncio.start_unix_server(never_answer, path=str(sock)):
+        code, _, err = await run_async(GATEWAYCTL, "status", "--socket", str(sock), limit_s=30)
+    assert code == 1
+    assert f"lane not reachable at {sock}: no answer (the lane is busy or hung)" in err
+
+
+async def test_a_malformed_seal_id_is_refused_before_the_reader_is_opened(tmp_path: Path) -> None:
+    config = tmp_path / "lane.toml"
+    config.write_text(example_config(), encoding="utf-8")  # its reader's port does not exist
+    code, _, err = await run_async(
+        GATEWAYCTL, "device", "eseal", "arm", "es00000001", "--config", str(config)
+    )
+    assert code == 1
+    assert "arm: seal id 'es00000001' is not 1-32 of 0-9 A-Z -" in err
+    assert "Traceback" not in err
