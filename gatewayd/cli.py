@@ -28,7 +28,7 @@ def sim(
     scenario: Annotated[
         Path | None, typer.Option(help="Scenario file (docs/scenarios.md); default: generated.")
     ] = None,
-    vehicles: Annotated[int, typer.Option(min=1, help="Vehicles to generate.")] = 50,
+    vehicles: Annotated[int, typer.Option(min=1, max=100_000, help="Vehicles to generate.")] = 50,
     seed: Annotated[int, typer.Option(help="Seed of the generated traffic and timings.")] = 1,
     fast: Annotated[bool, typer.Option(help="Run a hundred times faster than real time.")] = False,
     json_out: Annotated[
@@ -46,7 +46,10 @@ def sim(
         ),
     ] = False,
     workdir: Annotated[
-        Path | None, typer.Option(help="Keep the ledger here instead of a temporary folder.")
+        Path | None,
+        typer.Option(
+            help="Keep the ledger here instead of a temporary folder (a folder without one)."
+        ),
     ] = None,
     verbose: Annotated[bool, typer.Option("-v", help="Log lane events.")] = False,
     broker: Annotated[
@@ -56,7 +59,11 @@ def sim(
         ),
     ] = None,
 ) -> None:
-    """Run one lane against simulated hardware and traffic; print each pass and a summary."""
+    """Run one lane against simulated hardware and traffic; print each pass and a summary.
+
+    Exit 2 when the lane closed the barrier onto a vehicle or released a truck it should not
+    have, 3 when central lacks passes at the end (with --broker), 1 for a bad scenario.
+    """
     _logging(verbose)
     address = _broker_address(broker) if broker else None
     # the field daemon never loads the simulator
@@ -86,8 +93,11 @@ def sim(
         typer.echo(f"scenario: {exc}", err=True)
         raise typer.Exit(1) from None
     print_report(report, sys.stdout, as_json=json_out)
-    if report.collisions:
-        raise typer.Exit(2)
+    summary = report.summary()
+    if report.collisions or summary["wrong_releases"]:
+        raise typer.Exit(2)  # the lane did what it must never do
+    if summary.get("central", {}).get("missing"):
+        raise typer.Exit(3)  # passes central never got
 
 
 def _broker_address(text: str) -> tuple[str, int]:

@@ -213,8 +213,21 @@ def format_result(r: VehicleResult) -> str:
 @contextlib.contextmanager
 def _workdir(path: Path | None) -> Iterator[Path]:
     if path is not None:
-        path.mkdir(parents=True, exist_ok=True)
-        yield path
+        # the simulator seeds a fresh ledger: one already there (a lane's own, or an earlier
+        # run's) would be mixed with simulated notes and passes
+        if (path / "ledger.db").exists():
+            raise ValueError(f"--workdir {path} holds a ledger.db already: name a fresh folder")
+        made = not path.exists()
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise ValueError(f"--workdir {path}: {exc.strerror or exc}") from None
+        try:
+            yield path
+        except BaseException:
+            if made and not any(path.iterdir()):
+                path.rmdir()  # a run that never started leaves nothing behind
+            raise
         return
     with tempfile.TemporaryDirectory(prefix="gatewayd-sim-") as tmp:
         yield Path(tmp)

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from drivers.settings import Section, invalid
+from gatewayd.config import BUILTIN_PROFILES
 from gatewayd.judge import ReadingKind
 from gatewayd.reasons import Code, Outcome
 from gatewayd.tomlfile import load_model
@@ -147,8 +148,15 @@ class VehicleSpec(Section):
 
 
 class LaneSpec(Section):
-    profile: str = Field("container-entry", description="Lane profile.")
+    profile: str = Field("container-entry", description="Lane profile (a built-in one).")
     direction: Literal["entry", "exit"] = Field("entry", description="Lane direction.")
+
+    @field_validator("profile")
+    @classmethod
+    def _known_profile(cls, name: str) -> str:
+        if name not in BUILTIN_PROFILES:
+            raise ValueError(f"unknown profile; known: {', '.join(sorted(BUILTIN_PROFILES))}")
+        return name
 
 
 class Scenario(Section):
@@ -266,6 +274,12 @@ class _Gen:
         self.ledger.notes.append(note)
         return note, vehicle
 
+    def _where(self, note: NoteSpec) -> int:
+        """Where this very note stands in the ledger: the last, as a rule (just made); by
+        identity, as comparing whole notes made a long scenario's generation quadratic."""
+        notes = self.ledger.notes
+        return next(i for i in range(len(notes) - 1, -1, -1) if notes[i] is note)
+
     def anomaly(self, code: Code) -> VehicleSpec:
         note, v = self.clean()
         change: dict[str, object] = {
@@ -279,7 +293,7 @@ class _Gen:
             change["containers"] = [self.container(), *note.containers[1:]]
         elif code is Code.NOTE_UNKNOWN:
             # central signed it, but the lane's ledger never received it
-            self.ledger.notes.remove(note)
+            del self.ledger.notes[self._where(note)]
             change["qr"] = QrSpec(
                 note=note.id,
                 plate=note.plate,
@@ -289,9 +303,9 @@ class _Gen:
             )
         elif code is Code.NOTE_EXPIRED:
             expired = note.model_copy(update={"valid_from": "-3d", "valid_until": "-1d"})
-            self.ledger.notes[self.ledger.notes.index(note)] = expired
+            self.ledger.notes[self._where(note)] = expired
         elif code is Code.NOTE_USED and self.released:
-            self.ledger.notes.remove(note)
+            del self.ledger.notes[self._where(note)]
             original = self.rng.choice(self.released)
             return original.model_copy(update=change)
         elif code is Code.NOTE_BAD_SIGNATURE:
@@ -315,9 +329,7 @@ class _Gen:
             if note.trip is None:
                 trip = f"TR{self.counter:04d}"
                 self.ledger.trips.append(TripSpec(id=trip, plate=note.plate))
-                self.ledger.notes[self.ledger.notes.index(note)] = note.model_copy(
-                    update={"trip": trip}
-                )
+                self.ledger.notes[self._where(note)] = note.model_copy(update={"trip": trip})
             change["gps"] = "outside"
         elif code is Code.READING_MISSING:
             change[self.rng.choice(("weight_kg", "seal"))] = None

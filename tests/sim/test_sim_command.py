@@ -70,6 +70,13 @@ def test_scenario_file_runs_with_its_expectations() -> None:
             "NOT_A_CODE",
             "NOTE_USED",
         ),
+        (
+            'profile = "container-entry"',
+            'profile = "no-such-profile"',
+            "lane.profile",
+            "no-such-profile",
+            "unknown profile; known: container-entry, container-exit",
+        ),
     ],
 )
 def test_bad_scenario_is_refused_naming_the_key_and_nothing_is_written(
@@ -88,6 +95,30 @@ def test_bad_scenario_is_refused_naming_the_key_and_nothing_is_written(
     assert f"{key} (line {line}): " in result.stderr, result.stderr
     assert message in result.stderr
     assert not work.exists()
+
+
+def test_a_workdir_holding_a_ledger_is_refused_and_left_as_it_was(tmp_path: Path) -> None:
+    work = tmp_path / "work"
+    work.mkdir()
+    (work / "ledger.db").write_bytes(b"a lane's own ledger")
+    result = gatewayd("sim", "--vehicles", "1", "--fast", "--workdir", str(work))
+    assert result.returncode == 1
+    assert f"--workdir {work} holds a ledger.db already" in result.stderr
+    assert (work / "ledger.db").read_bytes() == b"a lane's own ledger"
+    assert [p.name for p in work.iterdir()] == ["ledger.db"]
+
+
+def test_a_truck_released_that_should_not_be_fails_the_run(tmp_path: Path) -> None:
+    # the scenario says the first truck is overweight; it is not, and the lane releases it:
+    # to whoever runs the simulator (a soak, a CI job), that is a failure, not a figure
+    text = (ROOT / "config/scenarios/example.toml").read_text(encoding="utf-8")
+    old = 'expect = "release"\nreasons = []'
+    assert old in text
+    wrong = tmp_path / "wrong.toml"
+    wrong.write_text(text.replace(old, 'expect = "hold"\nreasons = ["OVERWEIGHT"]', 1), "utf-8")
+    result = gatewayd("sim", "--scenario", str(wrong), "--fast", "--json")
+    assert result.returncode == 2
+    assert json.loads(result.stdout.strip().splitlines()[-1])["wrong_releases"] == 1
 
 
 def test_generated_traffic_has_every_code_per_hundred_and_about_eighty_percent_clean() -> None:
