@@ -26,11 +26,15 @@ import struct
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from gatewayd.config import LaneConfig
-from gatewayd.events import Event, Override
-from gatewayd.lane import LaneCore, Phase
+from gatewayd.events import Override
+from gatewayd.lane import Phase
+
+if TYPE_CHECKING:  # gatewayctl imports this module: no pydantic models at its start-up
+    from gatewayd.config import LaneConfig
+    from gatewayd.events import Event
+    from gatewayd.lane import LaneCore
 
 log = logging.getLogger(__name__)
 

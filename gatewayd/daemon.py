@@ -332,6 +332,8 @@ class Lane:
     async def _dispatch(self) -> None:
         while not self._stopping:
             event, queued_at = await self.queue.get()
+            if self._stopping:
+                break  # stop() began while this one was awaited: it is not taken
             self._idle.clear()
             try:
                 await self._handle(event, queued_at)

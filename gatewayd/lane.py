@@ -322,6 +322,8 @@ class LaneCore:
         tx = self.tx
         if self.phase is not Phase.RELEASED or tx is None or self.loops["safety"]:
             return []
+        if self.inputs_stale or RELAY in self.faults:
+            return []  # the loops are not known: nothing is lowered on them
         quiet = now - self.last_loop_change
         everyone_out = tx.exits >= tx.vehicles_in
         if tx.exits >= 1 and (everyone_out or quiet >= self.settings.settle_s):
@@ -492,6 +494,8 @@ class LaneCore:
         if left:
             reasons.append(Reason(Code.READING_MISSING, "vehicle left before a decision"))
         reasons += [Reason(Code.DEVICE_FAULT, d) for d in (RELAY, BARRIER) if d in self.faults]
+        if self.inputs_stale and RELAY not in self.faults:
+            reasons.append(Reason(Code.DEVICE_FAULT, "relay inputs not polled yet"))
         record = self._record(tx, tuple(sorted(set(reasons))), now)
         tx.record = record
         tx.committing_since = now
@@ -561,7 +565,7 @@ class LaneCore:
         else:
             text = "请前往查验区 / Proceed to inspection"
         out += [SetLight("red"), Display(text), Alert(outcome.value.upper(), codes, tx.pass_id)]
-        if not self.loops["arrival"] or tx.arrival_cleared:
+        if not self.loops["arrival"] or tx.arrival_cleared or tx.gone:
             # the truck already left the lane (another may be waiting: _finish opens its pass)
             out += self._finish(now)
         return out
@@ -655,7 +659,10 @@ class LaneCore:
             return []
         out: list[Command] = [Alert("DEVICE_RECOVERED", event.device)]
         if event.device == RELAY and self.phase is Phase.RELEASED and self.barrier != "open":
-            out += self._lift(now)  # a release committed while the relay was away stands
+            green = not (self.tx and self.tx.tailgate_alerted)
+            out += self._lift(
+                now, green=green
+            )  # a release committed while the relay was away stands
         return out
 
     def _on_tick(self, now: float) -> list[Command]:

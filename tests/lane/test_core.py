@@ -521,6 +521,61 @@ def test_after_a_relay_outage_nothing_is_lowered_before_the_first_poll_is_in() -
     assert CloseBarrier() in lane.handle(LoopChanged("safety", False), NOW + 8)  # now it may
 
 
+def test_nothing_is_closed_on_loops_not_polled_since_a_relay_outage() -> None:
+    lane = core()
+    _released(lane)
+    t = NOW + 3
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], t)
+    lane.handle(LoopChanged("arrival", True), t + 0.5)  # a second vehicle close behind
+    feed(lane, [LoopChanged("exit", True), LoopChanged("safety", False)], t + 1)
+    lane.handle(LoopChanged("exit", False), t + 2)  # the first is out; the arm waits
+    lane.handle(DeviceFault("relay", "connection lost"), t + 2.5)
+    lane.handle(DeviceRecovered("relay"), t + 3)  # connected again, not yet polled
+    # settle_s has passed, but the second vehicle may be under the arm by now
+    assert CloseBarrier() not in lane.handle(Tick(), t + 8)
+
+
+def test_no_release_is_decided_on_loops_not_polled_since_a_relay_outage() -> None:
+    lane = core()
+    arrive(lane)
+    *early, weight = readings()
+    feed(lane, [*early, loaded()])
+    lane.handle(DeviceFault("relay", "connection lost"), NOW + 1)  # the truck may back off
+    lane.handle(DeviceRecovered("relay"), NOW + 2)  # connected again, not yet polled
+    out = lane.handle(weight, NOW + 2.01)
+    (commit,) = (c for c in out if isinstance(c, CommitPass))
+    assert commit.record.outcome is Outcome.HOLD
+    assert Reason(Code.DEVICE_FAULT, "relay inputs not polled yet") in commit.record.reasons
+
+
+def test_a_relay_back_while_a_second_vehicle_waits_keeps_its_light_red() -> None:
+    lane = core()
+    commit = _committing(lane)
+    lane.handle(PassCommitted(commit.record.pass_id, Outcome.RELEASE, ()), NOW)
+    lane.handle(BarrierChanged("moving"), NOW + 0.5)  # the arm still rising
+    feed(lane, [LoopChanged("safety", True), LoopChanged("arrival", False)], NOW + 1)
+    assert SetLight("red") in lane.handle(LoopChanged("arrival", True), NOW + 1.5)
+    lane.handle(DeviceFault("relay", "blip"), NOW + 2)
+    out = lane.handle(DeviceRecovered("relay"), NOW + 2.5)
+    assert OpenBarrier("P1") in out  # the release stands
+    assert SetLight("green") not in out
+
+
+def test_a_hold_answered_after_its_truck_left_does_not_hold_the_next_one() -> None:
+    lane = core(leave_s=3.0)
+    arrive(lane)
+    out = feed(lane, [*readings(kg=40_000), loaded()])  # overweight: a hold
+    (commit,) = (c for c in out if isinstance(c, CommitPass))
+    lane.handle(LoopChanged("arrival", False), NOW + 0.5)  # truck A leaves (a slow ledger)
+    lane.handle(LoopChanged("arrival", True), NOW + 4.5)  # truck B pulls in
+    lane.handle(LoopChanged("arrival", False), NOW + 5)  # a gap in B (tractor, trailer)
+    lane.handle(LoopChanged("arrival", True), NOW + 5.5)
+    out = lane.handle(PassCommitted(commit.record.pass_id, Outcome.HOLD, ()), NOW + 6)
+    # B gets a pass of its own: an officer's release of "the held pass" was A's note for B
+    assert PassClosed("P1") in out
+    assert Capture("P2") in out
+
+
 def test_vehicle_under_a_closing_barrier_reverses_it() -> None:
     lane = core()
     t = _on_the_exit_loop(lane)

@@ -13,7 +13,14 @@ from pathlib import Path
 from drivers.release_note import ReleaseNote
 from gatewayd.config import ControlSection
 from gatewayd.daemon import LaneClock
-from gatewayd.events import QrScanned
+from gatewayd.events import (
+    ContainerSeen,
+    ContainersRead,
+    PlateRead,
+    QrScanned,
+    SealRead,
+    WeightStable,
+)
 from gatewayd.lane import Phase
 from tests.commands import GATEWAYCTL, run_async
 
@@ -196,3 +203,26 @@ async def test_a_lane_stopped_while_a_release_is_written_lets_its_truck_through_
         assert lane.relay.barrier.target == "open"  # the truck whose note was used goes through
         assert lane.relay.light == "red"  # and nobody is invited on after it
         assert lane.lane.core.phase is Phase.RELEASED
+
+
+async def test_an_event_that_comes_once_the_stop_began_is_not_taken(tmp_path: Path) -> None:
+    # a tick of a second: the window between the stop and the next event is certain
+    async with running_lane(tmp_path, timing={"tick_ms": 1000}) as lane:
+        core = lane.lane.core
+        lane.relay.set_loop("arrival", True)
+        await lane.wait(lambda: core.tx is not None)
+        payload = CENTRAL.sign(ReleaseNote("RN1", "沪A12345", ("MSCU1234565",), 0, 2**31 - 1))
+        lane.sources["plate"].push(PlateRead("沪A12345", 0.97))
+        lane.sources["containers"].push(ContainersRead((ContainerSeen("MSCU1234565"),)))
+        lane.sources["qr"].push(QrScanned(payload))
+        lane.sources["seal"].push(SealRead("ES1", "sealed"))
+        await asyncio.sleep(0.3)
+        assert core.phase is Phase.COLLECTING
+        stopping = asyncio.create_task(lane.lane.stop())
+        await asyncio.sleep(0)  # the stop has begun
+        lane.sources["weight"].push(WeightStable(30_000))  # the pass's last reading
+        await asyncio.wait_for(stopping, 5)
+        await asyncio.sleep(0.5)  # (the runner cancels the lane here)
+        assert core.phase is Phase.COLLECTING  # not decided, so nothing half-written
+        assert lane.relay.light == "red"
+        assert lane.relay.barrier.target == "closed"
