@@ -820,9 +820,9 @@ class Ledger:
         """Delete delivered outbox rows delivered before ``before``, and all but the newest
         ``keep`` delivered rows; undelivered rows are never deleted. Also forgets confirmed
         and neighbouring passes older than ``before`` (but not the confirmation of a pass that
-        closed a trip: it tells whether central may reopen the trip), and neighbours' draws
-        still pending after that long (central has counted them, or never will: a missed
-        confirmation must not take them off every balance central sets from then on).
+        closed a trip: it tells whether central may reopen the trip). Pending draws stay until
+        central confirms them, however old: forgotten, a balance central sent before it
+        counted them would let the lane draw more than the line holds.
         Returns the outbox rows deleted."""
         with self._transaction():
             cur = self.conn.execute(
@@ -838,12 +838,6 @@ class Ledger:
             self.conn.execute(
                 "DELETE FROM confirmed_passes WHERE at < ? AND pass_id NOT IN "
                 "(SELECT closed_by FROM trips WHERE closed_by IS NOT NULL)",
-                (before,),
-            )
-            self.conn.execute(
-                "DELETE FROM pending_draws WHERE pass_id IN "
-                "(SELECT pass_id FROM site_passes WHERE seen_at < ?) "
-                "AND pass_id NOT IN (SELECT pass_id FROM passes)",
                 (before,),
             )
             self.conn.execute("DELETE FROM site_passes WHERE seen_at < ?", (before,))
