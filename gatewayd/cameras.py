@@ -54,6 +54,7 @@ T = TypeVar("T")
 
 _readers: dict[str, Any] = {}
 WORKER_NICENESS = 5
+MAX_EVIDENCE_WRITES = 32  # crops waiting for a stalled disk; more are not kept
 
 
 def _start_worker() -> None:
@@ -142,6 +143,10 @@ class Recognition(_Shared):
         self.workers = workers
         self.evidence = evidence
         self.evidence_wait_s = evidence_wait_s  # a reading waits no longer for its picture
+        self._writing = 0  # evidence writes submitted and not yet done
+
+    def _written(self, _: asyncio.Future[Path | None]) -> None:
+        self._writing -= 1
         self.pool: ProcessPoolExecutor | None = None
         self.io: ThreadPoolExecutor | None = None
         self._respawning = asyncio.Lock()
@@ -201,9 +206,16 @@ class Recognition(_Shared):
         not kept."""
         if self.evidence is None or crop is None:
             return None
+        if self._writing >= MAX_EVIDENCE_WRITES:
+            # the disk has stalled for a while: crops would pile up in memory behind it
+            log.warning("evidence %s of %s not kept: %d writes still waiting", label, pass_id,
+                        self._writing)  # fmt: skip
+            return None
+        self._writing += 1
         saving = asyncio.get_running_loop().run_in_executor(
             self.io, self.evidence.save_crop, pass_id, label, crop
         )
+        saving.add_done_callback(self._written)
         try:
             async with asyncio.timeout(self.evidence_wait_s):
                 path: Path | None = await asyncio.shield(saving)

@@ -39,6 +39,7 @@ Image = NDArray[np.uint8]
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 _TMP_SUFFIX = ".tmp"
+STUCK_RETRY_S = 30.0  # how often pictures that could not be deleted are tried again
 _KNOWN_PASSES = 4096  # passes whose folder and picture count are remembered
 _NAME_MAX = 80
 _DAY = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -125,6 +126,7 @@ class EvidenceStore:
         self._lock = threading.Lock()
         self._files: OrderedDict[Path, int] = OrderedDict()  # oldest first
         self._stuck: dict[Path, int] = {}  # old files a delete failed on, still counted
+        self._retry_stuck_at = 0.0  # monotonic time they may be tried again
         self._used = 0
         self._reserved = 0  # bytes promised to writes in flight
         self._passes: OrderedDict[str, _Pass] = OrderedDict()
@@ -274,16 +276,20 @@ class EvidenceStore:
         """Delete oldest files until ``incoming`` fits (and ``room`` more is free); holds lock.
 
         A file that cannot be deleted (permissions, a read-only mount) still takes its space:
-        it stays counted, is tried again whenever room is needed, and newer files go in its
-        place meanwhile.
+        it stays counted, is tried again when room is needed (at most every ``STUCK_RETRY_S``),
+        and newer files go in its place meanwhile.
         """
         if self._used + self._reserved + incoming <= self.budget_bytes and room <= 0:
             return
-        for path, size in list(self._stuck.items()):
-            if self._delete(path):
-                del self._stuck[path]
-                self._used -= size
-                room -= size
+        now = time.monotonic()
+        if self._stuck and now >= self._retry_stuck_at:
+            # not on every write: thousands of files on a read-only mount would each be tried
+            self._retry_stuck_at = now + STUCK_RETRY_S
+            for path, size in list(self._stuck.items()):
+                if self._delete(path):
+                    del self._stuck[path]
+                    self._used -= size
+                    room -= size
         while self._files and (
             self._used + self._reserved + incoming > self.budget_bytes or room > 0
         ):
@@ -293,6 +299,7 @@ class EvidenceStore:
                 room -= size
             else:
                 self._stuck[path] = size
+                self._retry_stuck_at = now + STUCK_RETRY_S
 
     def _delete(self, path: Path) -> bool:
         """Delete one picture (holds lock); False when it is still there."""

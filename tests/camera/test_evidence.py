@@ -14,7 +14,8 @@ import cv2
 import numpy as np
 import pytest
 
-from gatewayd.cameras import Recognition
+from gatewayd.cameras import MAX_EVIDENCE_WRITES, Recognition
+from recognition import evidence
 from recognition.evidence import EvidenceSettings, EvidenceStore
 
 DAY = datetime(2025, 3, 1, 9, 30)
@@ -153,8 +154,9 @@ def undeletable(picture: Path) -> None:
 
 
 def test_old_evidence_that_cannot_be_deleted_still_counts_against_the_budget(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.setattr(evidence, "STUCK_RETRY_S", 0.0)  # tried again at every write
     size = len(cv2.imencode(".jpg", crop(0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1])
     store = EvidenceStore(tmp_path, int(size * 3.5), now=lambda: DAY)  # three crops
     paths = [store.save_crop(f"pass-{i}", "plate", crop(i)) for i in range(3)]
@@ -256,27 +258,65 @@ def test_a_stalled_disk_does_not_hold_the_trucks_reading(tmp_path: Path) -> None
     folder.mkdir(parents=True)
     stall = folder / "P1_001_plate.jpg.tmp"
     os.mkfifo(stall)
+    (tmp_path / "2025-03-01" / "Q0").mkdir()
+    stall_too = tmp_path / "2025-03-01" / "Q0" / "Q0_001_plate.jpg.tmp"  # both writer threads
+    os.mkfifo(stall_too)
 
     def drain() -> None:
-        with open(stall, "rb") as unblock:
-            unblock.read()
+        for fifo in stall, stall_too:
+            with open(fifo, "rb") as unblock:
+                unblock.read()
 
-    async def keep() -> tuple[str | None, float, str | None]:
+    async def keep() -> tuple[str | None, float, str | None, int]:
         recognition = Recognition(workers=1, evidence=store, evidence_wait_s=0.3)
         async with recognition.use():
             started = time.monotonic()
             try:
                 async with asyncio.timeout(5):
                     stalled = await recognition.keep("P1", "plate", crop(1))
+                # more passes' crops meanwhile: they wait behind it, but only so many
+                recognition.evidence_wait_s = 0.01
+                for i in range(40):
+                    assert await recognition.keep(f"Q{i}", "plate", crop(2)) is None
+                queued = recognition._writing
             finally:
                 waited = time.monotonic() - started
                 # the disk comes back: the stalled write completes, the next one is kept
                 await asyncio.to_thread(drain)
+            async with asyncio.timeout(10):
+                # the writes waiting behind it go through (threads: no event to await)
+                while recognition._writing:  # noqa: ASYNC110
+                    await asyncio.sleep(0.01)
+            recognition.evidence_wait_s = 5.0
             later = await recognition.keep("P2", "plate", crop(2))
-        return stalled, waited, later
+        return stalled, waited, later, queued
 
-    stalled, waited, later = asyncio.run(keep())
+    stalled, waited, later, queued = asyncio.run(keep())
     assert stalled is None
     assert waited < 1.0
+    assert queued == MAX_EVIDENCE_WRITES  # the rest were not kept: no pile-up in memory
     assert later is not None
     assert Path(later).is_file()
+
+
+def test_pictures_that_cannot_be_deleted_are_not_tried_again_at_every_write(
+    tmp_path: Path,
+) -> None:
+    size = len(cv2.imencode(".jpg", crop(0), [cv2.IMWRITE_JPEG_QUALITY, 90])[1])
+    store = EvidenceStore(tmp_path, int(size * 2.5), now=lambda: DAY)  # two crops
+    first = [store.save_crop(f"pass-{i}", "plate", crop(i)) for i in range(2)]
+    for path in first:
+        assert path is not None
+        undeletable(path)
+    tried: list[Path] = []
+    unlink = Path.unlink
+
+    def counting(self: Path, missing_ok: bool = False) -> None:
+        tried.append(self)
+        unlink(self, missing_ok=missing_ok)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Path, "unlink", counting)
+        for i in range(2, 12):
+            store.save_crop(f"pass-{i}", "plate", crop(i))
+    assert sum(p in first for p in tried) == 2  # once each, not once per write
