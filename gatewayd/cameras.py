@@ -144,12 +144,12 @@ class Recognition(_Shared):
         self.evidence = evidence
         self.evidence_wait_s = evidence_wait_s  # a reading waits no longer for its picture
         self._writing = 0  # evidence writes submitted and not yet done
-
-    def _written(self, _: asyncio.Future[Path | None]) -> None:
-        self._writing -= 1
         self.pool: ProcessPoolExecutor | None = None
         self.io: ThreadPoolExecutor | None = None
         self._respawning = asyncio.Lock()
+
+    def _written(self, _: asyncio.Future[Path | None]) -> None:
+        self._writing -= 1
 
     async def _start(self) -> None:
         self.pool = await spawn_pool(self.workers, _start_worker)

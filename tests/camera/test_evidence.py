@@ -270,6 +270,7 @@ def test_a_stalled_disk_does_not_hold_the_trucks_reading(tmp_path: Path) -> None
     async def keep() -> tuple[str | None, float, str | None, int]:
         recognition = Recognition(workers=1, evidence=store, evidence_wait_s=0.3)
         async with recognition.use():
+            workers = recognition.pool
             started = time.monotonic()
             try:
                 async with asyncio.timeout(5):
@@ -289,6 +290,9 @@ def test_a_stalled_disk_does_not_hold_the_trucks_reading(tmp_path: Path) -> None
                     await asyncio.sleep(0.01)
             recognition.evidence_wait_s = 5.0
             later = await recognition.keep("P2", "plate", crop(2))
+            # and the same workers, untouched by it all, read the next truck
+            assert recognition.pool is workers
+            assert (await recognition.read_containers(crop(3))) == []
         return stalled, waited, later, queued
 
     stalled, waited, later, queued = asyncio.run(keep())
