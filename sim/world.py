@@ -28,7 +28,7 @@ from gatewayd.events import (
     WeightStable,
 )
 from gatewayd.judge import ReadingKind
-from gatewayd.reasons import Outcome
+from gatewayd.reasons import Code, Outcome, Reason, outcome_of
 from sim.central import SimCentral
 from sim.feeders import CameraFeeder, Feeder
 from sim.relay import SimRelay
@@ -132,12 +132,40 @@ class Traffic:
     async def run(self, vehicles: list[VehicleSpec]) -> list[VehicleResult]:
         """Drive every vehicle through; return what happened to each."""
         results = []
+        released: set[str] = set()  # notes a truck was let through on in this run
         for index, vehicle in enumerate(vehicles, start=1):
-            result = await self.drive(index, vehicle)
+            result = await self.drive(index, self._as_run_went(vehicle, released))
             results.append(result)
+            if result.outcome is Outcome.RELEASE and vehicle.qr and vehicle.qr.note:
+                released.add(vehicle.qr.note)
             self.on_result(result)
             await asyncio.sleep(GAP_S * self.scale)
         return results
+
+    def _as_run_went(self, vehicle: VehicleSpec, released: set[str]) -> VehicleSpec:
+        """The vehicle's expectation given what the lane did before it. A truck coming back
+        with a note already used expects NOTE_USED; but when the lane held the truck that
+        first showed the note (OCR doubt, say), the note is still unused and this is its
+        first use: it is expected to pass as that first truck was."""
+        note = vehicle.qr.note if vehicle.qr else None
+        seeded = self.notes.get(note) if note else None
+        if (
+            vehicle.reasons is None
+            or Code.NOTE_USED not in vehicle.reasons
+            or note is None
+            or note in released
+            or seeded is None
+            or seeded.status != "active"
+        ):
+            return vehicle
+        first_use = [c for c in vehicle.reasons if c is not Code.NOTE_USED]
+        return vehicle.model_copy(
+            update={
+                "expect": outcome_of(tuple(Reason(c, "") for c in first_use)),
+                "reasons": first_use,
+                "label": f"{vehicle.label} (a first use: its note's first truck was held)",
+            }
+        )
 
     async def _sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds * self.scale)

@@ -148,3 +148,20 @@ def test_a_run_with_ocr_ends_cleanly_with_nothing_but_its_own_log_on_stderr() ->
     assert "nanobind" not in result.stderr
     assert "Traceback" not in result.stderr
     assert "text detection result is empty" not in result.stderr
+
+
+def test_a_note_whose_first_truck_was_held_is_still_unused_for_the_next(tmp_path: Path) -> None:
+    # The scenario's third truck shows the first truck's note again, expecting NOTE_USED.
+    # Here the first truck is overweight and held: the note was never used, and the third
+    # truck (the same truck, weighed right) is its first use. Counting that release as a
+    # wrong one hid nothing but noise: OCR doubt holding a first truck did exactly this.
+    text = (ROOT / "config/scenarios/example.toml").read_text(encoding="utf-8")
+    old = 'weight_kg = 28620\nexpect = "release"\nreasons = []'
+    assert old in text
+    held_first = text.replace(old, 'weight_kg = 34000\nexpect = "hold"\nreasons = ["OVERWEIGHT"]')
+    scenario = tmp_path / "held-first.toml"
+    scenario.write_text(held_first, encoding="utf-8")
+    result = gatewayd("sim", "--scenario", str(scenario), "--fast", "--json")
+    assert result.returncode == 0, result.stdout[-2000:]
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary == {**summary, "release": 2, "hold": 1, "reject": 2, "wrong": 0}
