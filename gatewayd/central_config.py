@@ -30,9 +30,10 @@ class MqttTls(Section):
         return self
 
     def check_files(self) -> None:
-        """Raise ``ValueError`` naming a file that cannot be read. Called when the lane
-        starts: they are read again at each connection (certificates get renewed), where a
-        missing one would only say 'No such file or directory', retried for ever."""
+        """Raise ``ValueError`` naming a file that cannot be read (``config.field_problems``
+        asks, for `gatewayd run` and `config validate`): they are read again at each
+        connection (certificates get renewed), where a missing one would only say 'No such
+        file or directory', retried for ever."""
         for key in ("ca_file", "cert_file", "key_file"):
             path: Path | None = getattr(self, key)
             if path is None:

@@ -23,7 +23,7 @@ from drivers.settings import Section, invalid
 from drivers.weighbridge import WeighbridgeSettings
 from gatewayd.central_config import MqttSection
 from gatewayd.judge import READING_KINDS, ReadingKind
-from gatewayd.tomlfile import load_model, located, parse_model
+from gatewayd.tomlfile import Problem, load_model, parse_model
 from recognition.evidence import EvidenceSettings
 
 SOCKET_PATH_MAX = 107
@@ -290,11 +290,11 @@ class LaneConfig(Section):
         return self
 
 
-def field_problems(config: LaneConfig) -> list[tuple[tuple[str | int, ...], str]]:
+def field_problems(config: LaneConfig) -> list[Problem]:
     """What keeps a valid config from running a lane on its real devices, on this machine:
     simulated devices, a Unix group that does not exist here, secrets that cannot be read.
     Each as (key path, problem)."""
-    problems: list[tuple[tuple[str | int, ...], str]] = []
+    problems: list[Problem] = []
     for key, device in config.devices:
         if isinstance(device, SimDeviceConfig):
             message = "kind 'sim' exists only under `gatewayd sim`; configure the real device"
@@ -322,10 +322,7 @@ def load_config(path: str | Path, *, field: bool = False) -> LaneConfig:
     """Read and validate a lane config file; raises FileError naming every problem. With
     ``field``, also what keeps it from running a lane on real devices (``field_problems``):
     ``gatewayd run`` and ``gatewayctl config validate`` ask that."""
-    config = load_model(path, LaneConfig)
-    if field and (problems := field_problems(config)):
-        raise located(path, problems)
-    return config
+    return load_model(path, LaneConfig, check=field_problems if field else None)
 
 
 def parse_config(text: str, source: str = "<text>") -> LaneConfig:

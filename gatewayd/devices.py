@@ -102,15 +102,8 @@ class QueueAwareSource(DriverSource[R]):
     instead of being forgotten with the last one, as the device will not report it again.
     """
 
-    def __init__(
-        self,
-        name: str,
-        kind: ReadingKind,
-        make_supervisor: Callable[[Callable[[R], None], Callable[[Health], None]], Supervisor[R]],
-    ) -> None:
-        super().__init__(name, kind, make_supervisor)
-        self._read = False  # the open pass has had a reading
-        self._emptied_since = False  # the deck or field was empty after it
+    _read = False  # the open pass has had a reading
+    _emptied_since = False  # the deck or field was empty after it
 
     def _took_reading(self) -> None:
         self._read = True

@@ -319,8 +319,6 @@ class CentralLink:
         self.replica: Replica | None = None
         self._opened: float | None = None  # when the current session's connection opened
         self._password = s.secret()
-        if s.tls is not None:
-            s.tls.check_files()
         self._wake = asyncio.Event()
         self._gap = asyncio.Event()
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -78,6 +78,17 @@ def _line_for(loc: Sequence[str | int], lines: dict[tuple[str | int, ...], int])
     return None
 
 
+Problem = tuple[tuple[str | int, ...], str]  # key path, what is wrong there
+
+
+def _named(loc: Sequence[str | int], message: str, lines: dict[tuple[str | int, ...], int]) -> str:
+    """``key.path (line N): message``, the form every problem of a file takes."""
+    # a NUL in a key is shown escaped: a terminal would swallow it
+    dotted = ".".join(str(p).replace("\x00", "\\u0000") for p in loc) or "(top level)"
+    line = _line_for(loc, lines)
+    return f"{dotted} (line {line}): {message}" if line else f"{dotted}: {message}"
+
+
 def describe(exc: ValidationError, text: str) -> list[str]:
     """One message per pydantic error: the dotted key path, its line, and what is wrong."""
     lines = key_lines(text)
@@ -85,15 +96,12 @@ def describe(exc: ValidationError, text: str) -> list[str]:
     for err in exc.errors():
         # discriminated unions put the tag in the path; a reader wants only real keys
         loc = [p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-"))]
-        dotted = ".".join(str(p) for p in loc) or "(top level)"
-        line = _line_for(loc, lines)
-        where = f"{dotted} (line {line})" if line else dotted
         message = err["msg"]
         if err["type"] == "extra_forbidden":
             message = "unknown key"
         elif err["type"] == "missing":
             message = "missing required key"
-        problems.append(f"{where}: {message}")
+        problems.append(_named(loc, message, lines))
     return problems
 
 
@@ -111,23 +119,11 @@ def _nul_keys(value: object, loc: tuple[str | int, ...] = ()) -> list[tuple[str 
     return []
 
 
-def located(path: str | Path, problems: Sequence[tuple[tuple[str | int, ...], str]]) -> FileError:
-    """A ``FileError`` for problems found in a valid file's values (key path, message), each
-    named with its line as ``describe`` does."""
-    try:
-        lines = key_lines(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError):
-        lines = {}
-    out = []
-    for loc, message in problems:
-        line = _line_for(loc, lines)
-        dotted = ".".join(str(p) for p in loc)
-        out.append(f"{dotted} (line {line}): {message}" if line else f"{dotted}: {message}")
-    return FileError(path, out)
-
-
-def load_model(path: str | Path, model: type[M]) -> M:
-    """Parse and validate a TOML file; raise FileError naming every problem."""
+def load_model(
+    path: str | Path, model: type[M], check: Callable[[M], Sequence[Problem]] | None = None
+) -> M:
+    """Parse and validate a TOML file; raise FileError naming every problem, with ``check``'s
+    on the valid model (problems of its values on this machine) too."""
     try:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
@@ -135,10 +131,16 @@ def load_model(path: str | Path, model: type[M]) -> M:
     except UnicodeDecodeError as exc:
         where = f"byte {exc.start}"
         raise FileError(path, [f"not UTF-8 at {where}: save the file as UTF-8"]) from None
-    return parse_model(text, model, source=str(path))
+    return parse_model(text, model, source=str(path), check=check)
 
 
-def parse_model(text: str, model: type[M], *, source: str = "<text>") -> M:
+def parse_model(
+    text: str,
+    model: type[M],
+    *,
+    source: str = "<text>",
+    check: Callable[[M], Sequence[Problem]] | None = None,
+) -> M:
     """Like ``load_model`` for a TOML text already in hand."""
     try:
         data = tomllib.loads(text)
@@ -150,14 +152,13 @@ def parse_model(text: str, model: type[M], *, source: str = "<text>") -> M:
     # path would fail only when the lane runs, long after the config was called valid
     if nul := _nul_keys(data):
         lines = key_lines(text)
-        problems = []
-        for loc in nul:
-            line = _line_for(loc, lines)
-            dotted = ".".join(str(p).replace("\x00", "\\u0000") for p in loc)
-            where = f"{dotted} (line {line})" if line else dotted
-            problems.append(f"{where}: contains a NUL character (\\u0000)")
-        raise FileError(source, problems)
+        message = "contains a NUL character (\\u0000)"
+        raise FileError(source, [_named(loc, message, lines) for loc in nul])
     try:
-        return model.model_validate(data)
+        result = model.model_validate(data)
     except ValidationError as exc:
         raise FileError(source, describe(exc, text)) from None
+    if check is not None and (problems := check(result)):
+        lines = key_lines(text)
+        raise FileError(source, [_named(loc, message, lines) for loc, message in problems])
+    return result

@@ -8,12 +8,11 @@ import asyncio
 import json
 import signal
 import sqlite3
-import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.commands import EXAMPLE_CONFIG, GATEWAYD, ROOT, gatewayd
+from tests.commands import EXAMPLE_CONFIG, GATEWAYCTL, GATEWAYD, ROOT, gatewayd, run
 
 
 def lane_config(tmp_path: Path, *, ledger: Path | None = None, socket: Path | None = None) -> Path:
@@ -127,9 +126,5 @@ def test_a_control_socket_that_cannot_be_made_is_named_without_a_traceback(
 
 
 def test_the_config_is_runnable_as_the_tests_write_it(tmp_path: Path) -> None:
-    result = subprocess.run(
-        [*GATEWAYD[:1], "-c", "from gatewayd.ctl import main; main()", "config", "validate",
-         str(lane_config(tmp_path))],
-        capture_output=True, text=True, cwd=ROOT, timeout=60, check=False,
-    )  # fmt: skip
+    result = run(GATEWAYCTL, "config", "validate", str(lane_config(tmp_path)), timeout=60)
     assert result.returncode == 0, result.stderr

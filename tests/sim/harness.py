@@ -48,9 +48,9 @@ class RunningLane:
             await self.lane.wait_for(condition)
 
     async def truck(
-        self, *, note_id: str = "RN1", plate: str = "沪A12345", kg: float = 30_000
+        self, *, note_id: str = "RN1", plate: str = "沪A12345", kg: float | None = 30_000
     ) -> None:
-        """A truck arrives and shows its readings."""
+        """A truck arrives and shows its readings (its weight not yet, for ``kg=None``)."""
         import time
 
         self.relay.set_loop("arrival", True)
@@ -62,7 +62,8 @@ class RunningLane:
         self.sources["containers"].push(ContainersRead((ContainerSeen("MSCU1234565"),)))
         self.sources["qr"].push(QrScanned(payload))
         self.sources["seal"].push(SealRead("ES1", "sealed"))
-        self.sources["weight"].push(WeightStable(kg))
+        if kg is not None:
+            self.sources["weight"].push(WeightStable(kg))
 
     def ledger(self) -> Ledger:
         return Ledger(self.ledger_path)
