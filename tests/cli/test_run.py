@@ -41,11 +41,17 @@ def lane_config(tmp_path: Path, *, ledger: Path | None = None, socket: Path | No
     return path
 
 
-async def start(config: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        *GATEWAYD, "run", "--config", str(config), cwd=ROOT,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
+async def start(config: Path, log: Path | None = None) -> asyncio.subprocess.Process:
+    """``gatewayd run``; its output to ``log`` (a lane that runs on logs more than a pipe
+    holds, and would block on it), else to pipes for ``communicate``."""
+    out = log.open("wb") if log else asyncio.subprocess.PIPE
+    try:
+        return await asyncio.create_subprocess_exec(
+            *GATEWAYD, "run", "--config", str(config), cwd=ROOT, stdout=out, stderr=out,
+        )  # fmt: skip
+    finally:
+        if log:
+            out.close()  # type: ignore[union-attr]
 
 
 async def until_up(socket: Path, limit_s: float = 60) -> None:
@@ -72,7 +78,7 @@ async def test_a_second_lane_on_the_same_ledger_is_refused_before_it_touches_any
     tmp_path: Path,
 ) -> None:
     config = lane_config(tmp_path)
-    first = await start(config)
+    first = await start(config, log=tmp_path / "first.log")
     try:
         await until_up(tmp_path / "control.sock")
         before = outbox(tmp_path / "ledger.db")
@@ -89,7 +95,7 @@ async def test_a_second_lane_on_the_same_ledger_is_refused_before_it_touches_any
     finally:
         if first.returncode is None:
             first.kill()
-            await first.wait()
+            await asyncio.wait_for(first.wait(), 20)
 
 
 @pytest.mark.parametrize("case", ["a folder", "not a database", "under a file"])
