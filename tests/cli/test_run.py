@@ -69,6 +69,19 @@ async def until_up(socket: Path, limit_s: float = 60) -> None:
                 return
 
 
+async def settled(ledger: Path, quiet_s: float = 3.0, limit_s: float = 60) -> list[tuple[str, str]]:
+    """The outbox once a lane has written nothing to it for ``quiet_s`` (its absent devices
+    each raise a fault alert as they fail to open)."""
+    async with asyncio.timeout(limit_s):
+        rows = outbox(ledger)
+        while True:
+            await asyncio.sleep(quiet_s)
+            now = outbox(ledger)
+            if now == rows:
+                return rows
+            rows = now
+
+
 def outbox(ledger: Path) -> list[tuple[str, str]]:
     with sqlite3.connect(ledger) as db:
         return db.execute("SELECT kind, payload FROM outbox ORDER BY seq").fetchall()
@@ -81,7 +94,7 @@ async def test_a_second_lane_on_the_same_ledger_is_refused_before_it_touches_any
     first = await start(config, log=tmp_path / "first.log")
     try:
         await until_up(tmp_path / "control.sock")
-        before = outbox(tmp_path / "ledger.db")
+        before = await settled(tmp_path / "ledger.db")  # its own devices' faults are in
         second = await start(config)
         _, err = await asyncio.wait_for(second.communicate(), 60)
         assert second.returncode == 1
