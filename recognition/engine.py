@@ -2,21 +2,29 @@
 
 Loaded once per process and warmed up at start; calls block for tens to hundreds of
 milliseconds and release the GIL, so async callers run them in an executor, never on the loop.
-The models ship inside the rapidocr wheel: nothing is ever downloaded.
+The detection model and the general recogniser (PP-OCRv6) ship inside the rapidocr wheel;
+plates are read with PP-OCRv4's recogniser, installed beside it (``recognition.models``).
+Nothing is ever downloaded at run time.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
 from numpy.typing import NDArray
+
+from recognition import models
+
+log = logging.getLogger(__name__)
 
 Image = NDArray[np.uint8]  # BGR, as OpenCV decodes
 
@@ -80,17 +88,33 @@ def _blob_params(mean: Sequence[float], std: Sequence[float]) -> Any:
     return params
 
 
+# Stands for "the installed plate model, if there is one" (``OcrEngine(plate_model=...)``).
+INSTALLED = Path()
+
+
 class OcrEngine:
     """A loaded RapidOCR pipeline (detection, recognition) shared by all readers.
 
-    Thread-safe: ONNX Runtime sessions may be run from several threads at once.
+    ``plate_model`` is the recognition model plates are read with: by default the one
+    ``recognition.models`` installed; None, or no such file, reads plates with the general
+    recogniser. Thread-safe: ONNX Runtime sessions may be run from several threads at once.
     """
 
-    def __init__(self, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, params: dict[str, Any] | None = None, *, plate_model: Path | None = INSTALLED
+    ) -> None:
         from rapidocr import RapidOCR  # heavy import; deferred so CLIs start fast
 
         self._ocr: Any = RapidOCR(params={**DEFAULT_PARAMS, **(params or {})})
         _adopt_logger(logging.getLogger("RapidOCR"))
+        if plate_model is INSTALLED:
+            try:
+                plate_model = models.installed()
+            except models.ModelError as exc:
+                log.warning("plates are read with the general model: %s", exc)
+                plate_model = None
+        self.plate_model = plate_model
+        self._plate_rec: Any = None
         self._warm = threading.Event()
         # RapidOCR.__call__ stores its stage flags on the shared object before running the
         # stages, so two threads calling it at once could swap each other's flags.
@@ -104,7 +128,20 @@ class OcrEngine:
         with self._call_lock:
             self._ocr(blank, use_det=True, use_cls=False, use_rec=True)
             self._ocr(blank, use_det=False, use_cls=False, use_rec=True)
+            if self.plate_model is not None and self._plate_rec is None:
+                self._plate_rec = self._load_recognizer(self.plate_model)
+                batch = self._plate_rec.resize_norm_img(blank, 320 / 48)[None]
+                self._plate_rec.session(batch.astype(np.float32))
         self._warm.set()
+
+    def _load_recognizer(self, path: Path) -> Any:
+        """A second recogniser, configured as the general one but for its model file (whose
+        alphabet is in the file: nothing to fetch)."""
+        from rapidocr.ch_ppocr_rec import TextRecognizer
+
+        cfg = copy.deepcopy(self._ocr.cfg.Rec)
+        cfg.model_path = str(path)
+        return TextRecognizer(cfg)
 
     def detect_and_read(self, image: Image) -> list[TextBox]:
         """Find text lines in a whole image and read each one."""
@@ -143,6 +180,12 @@ class OcrEngine:
         """
         self.warm_up()
         return self._ocr.text_rec
+
+    @property
+    def plate_recognizer(self) -> Any:
+        """The recogniser plates are read with (``recognizer`` when no plate model)."""
+        self.warm_up()
+        return self._plate_rec or self._ocr.text_rec
 
     # The methods below call RapidOCR's detector and recogniser directly, without its
     # mutable per-call flags, so readers can choose the detection scale and thresholds per
@@ -245,12 +288,14 @@ class OcrEngine:
             i = j
         return out
 
-    def recognize_batch(self, crops: Sequence[Image], ratio: float) -> tuple[Any, int]:
+    def recognize_batch(
+        self, crops: Sequence[Image], ratio: float, *, plates: bool = False
+    ) -> tuple[Any, int]:
         """The recogniser's raw output for single-line crops, each resized to the model's
         height and padded to ``ratio`` heights: per-step character probabilities
-        (crops x steps x alphabet, index 0 the CTC blank) and the padded width in pixels."""
-        self.warm_up()
-        rec = self._ocr.text_rec
+        (crops x steps x alphabet, index 0 the CTC blank) and the padded width in pixels.
+        With ``plates``, the plate recogniser's (``plate_recognizer``)."""
+        rec = self.plate_recognizer if plates else self.recognizer
         batch = np.stack([rec.resize_norm_img(im, ratio) for im in crops]).astype(np.float32)
         return rec.session(batch), int(batch.shape[3])
 
