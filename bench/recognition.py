@@ -104,12 +104,18 @@ def main() -> None:
     parser.add_argument("--synthetic", type=int, default=24, help="renders of each kind")
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--json", action="store_true", help="end with one JSON line")
+    parser.add_argument(
+        "--general-model-only",
+        action="store_true",
+        help="read plates with the general recogniser, as without the plate model",
+    )
     args = parser.parse_args()
     if not (args.data / "plates" / "labels.csv").is_file():
         raise SystemExit(f"no test material at {args.data} (see ../shared/data/README.md)")
 
     load_before = os.getloadavg()[0]
-    engine = OcrEngine({"EngineConfig.onnxruntime.intra_op_num_threads": args.threads})
+    params = {"EngineConfig.onnxruntime.intra_op_num_threads": args.threads}
+    engine = OcrEngine(params, plate_model=None) if args.general_model_only else OcrEngine(params)
     engine.warm_up()
     plate = recognition_plates.run(args.data / "plates", PlateReader(engine))
     box = recognition_containers.run(args.data, engine)
@@ -151,7 +157,8 @@ def main() -> None:
         print(f"{name:44} {value!s:>28}  {target}")
     print(
         f"load average {load_before:.1f} before, {os.getloadavg()[0]:.1f} after; "
-        f"ONNX Runtime threads per call: {args.threads}"
+        f"ONNX Runtime threads per call: {args.threads}; plate model: "
+        f"{engine.plate_model.name if engine.plate_model else 'none (the general one)'}"
     )
     print("misses:")
     for m in plate.misses:

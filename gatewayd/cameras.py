@@ -32,6 +32,7 @@ from gatewayd.events import (
 )
 from gatewayd.judge import ReadingKind
 from gatewayd.sources import Emit
+from recognition import models
 from recognition.containers import (
     ContainerReader,
     ContainerReading,
@@ -57,10 +58,12 @@ WORKER_NICENESS = 5
 MAX_EVIDENCE_WRITES = 32  # crops waiting for a stalled disk; more are not kept
 
 
-def _start_worker() -> None:
+def _start_worker(plate_model: Path | None) -> None:
     # below the lane's own process: barrier and loop events must never wait for OCR
     os.nice(WORKER_NICENESS)
-    engine = OcrEngine({"EngineConfig.onnxruntime.intra_op_num_threads": 1})
+    engine = OcrEngine(
+        {"EngineConfig.onnxruntime.intra_op_num_threads": 1}, plate_model=plate_model
+    )
     engine.warm_up()
     _readers["plates"] = PlateReader(engine)
     _readers["containers"] = ContainerReader(engine)
@@ -146,13 +149,20 @@ class Recognition(_Shared):
         self._writing = 0  # evidence writes submitted and not yet done
         self.pool: ProcessPoolExecutor | None = None
         self.io: ThreadPoolExecutor | None = None
+        self.plate_model: Path | None = None  # the plate recognition model, when installed
         self._respawning = asyncio.Lock()
 
     def _written(self, _: asyncio.Future[Path | None]) -> None:
         self._writing -= 1
 
     async def _start(self) -> None:
-        self.pool = await spawn_pool(self.workers, _start_worker)
+        # checked here, once, so that a missing model is said in the lane's own log
+        try:
+            self.plate_model = await asyncio.to_thread(models.installed)
+        except models.ModelError as exc:
+            log.warning("plates are read with the general model, and held more often: %s", exc)
+            self.plate_model = None
+        self.pool = await spawn_pool(self.workers, _start_worker, self.plate_model)
         self.io = ThreadPoolExecutor(2, thread_name_prefix="evidence")
 
     async def _stop(self) -> None:
@@ -188,7 +198,7 @@ class Recognition(_Shared):
             if broken is not None:
                 log.error("an OCR worker died: starting the workers again")
                 broken.shutdown(wait=False, cancel_futures=True)
-            self.pool = await spawn_pool(self.workers, _start_worker)
+            self.pool = await spawn_pool(self.workers, _start_worker, self.plate_model)
             return self.pool
 
     async def read_plate(

@@ -10,16 +10,20 @@ import numpy as np
 import pytest
 from numpy.typing import ArrayLike
 
+from gatewayd.judge import Policy
 from recognition.engine import OcrEngine
 from recognition.plate_grammar import validate
 from recognition.plates import PlateReader, PlateReading
 
+# the confidence below which a lane holds a reading for a human, by default
+LANE_THRESHOLD = Policy.__dataclass_fields__["min_confidence"].default
 NOTO_CJK = Path("/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc")
 
 
 @pytest.fixture(scope="module")
 def reader() -> PlateReader:
     engine = OcrEngine()
+    assert engine.plate_model is not None, "run `python -m recognition.models install`"
     engine.warm_up()
     return PlateReader(engine)
 
@@ -50,7 +54,7 @@ def test_crops_are_read_as_plates_and_doubt_is_low_confidence(
         assert 0.0 <= r.confidence <= 1.0
         assert r.crop.shape[2] == 3
     exact = sum(r.text == label for r, label in read)
-    assert exact / len(rows) >= 0.92  # a plain engine call reads about 62 %
+    assert exact / len(rows) >= 0.97  # a plain engine call reads about 62 %
     # most crops come from one province: the others must read as well, so that the
     # figure does not rest on favouring the common one
     common = max({label[0] for _, label in read}, key=[lab[0] for _, lab in read].count)
@@ -58,13 +62,11 @@ def test_crops_are_read_as_plates_and_doubt_is_low_confidence(
     assert len(others) >= 30
     assert sum(r.text == label for r, label in others) / len(others) >= 0.90
 
-    # what the lane would act on without a human must be right
-    sure = [(r, label) for r, label in read if r.confidence >= 0.5]
-    assert len(sure) >= 0.6 * len(rows)
-    assert sum(r.text == label for r, label in sure) / len(sure) >= 0.97
-    # and most wrong readings say they are in doubt
-    wrong = [r for r, label in read if r.text != label]
-    assert sum(r.confidence < 0.5 for r in wrong) >= 0.8 * len(wrong)
+    # what the lane acts on without a human (its default threshold) must be right, and
+    # cover nearly every crop: each one below it is a truck held for an officer
+    sure = [(r, label) for r, label in read if r.confidence >= LANE_THRESHOLD]
+    assert len(sure) >= 0.95 * len(rows)
+    assert all(r.text == label for r, label in sure)
     # a province character the model could not make out is doubt, never a confident guess
     province_only = [r for r, label in read if r.text[0] != label[0] and r.text[1:] == label[1:]]
     assert all(r.char_confidence[0] < 0.5 and r.confidence < 0.5 for r in province_only)
@@ -90,7 +92,7 @@ def test_plates_are_found_in_street_scenes(
         found += bool(here)
         exact += bool(here) and here[0].text == row["plate_text"]
     assert found >= 8
-    assert exact >= 6
+    assert exact >= 8
 
 
 def test_nothing_is_invented_from_images_without_plates(reader: PlateReader) -> None:
