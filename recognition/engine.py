@@ -185,7 +185,7 @@ class OcrEngine:
     def plate_recognizer(self) -> Any:
         """The recogniser plates are read with (``recognizer`` when no plate model)."""
         self.warm_up()
-        return self._plate_rec or self._ocr.text_rec
+        return self._ocr.text_rec if self._plate_rec is None else self._plate_rec
 
     # The methods below call RapidOCR's detector and recogniser directly, without its
     # mutable per-call flags, so readers can choose the detection scale and thresholds per
