@@ -39,6 +39,7 @@ def synthetic(engine: OcrEngine, count: int, seed: int) -> dict[str, Any]:
     rng = random.Random(seed)
     plates, containers = PlateReader(engine), ContainerReader(engine)
     out: dict[str, Any] = {"plates": 0, "plates_right": 0, "plate_ms": [], "misses": []}
+    out["plates_sure_wrong"] = 0  # what a lane would act on, and wrong
     out["plates_by_kind"] = {}  # kind -> [confident and exact, rendered]
     out.update({"views": 0, "views_right": 0, "view_ms": [], "invalid_verified": 0})
     out["wrong_verified"] = 0  # valid numbers, verified, but not the one painted
@@ -64,7 +65,11 @@ def synthetic(engine: OcrEngine, count: int, seed: int) -> dict[str, Any]:
             out["plates_right"] += 1
             tally[0] += 1
         elif fused.text != text:
-            out["misses"].append(f"plate {kind} {text} d={difficulty:.2f}: read {fused.text}")
+            out["plates_sure_wrong"] += fused.status == "confident"
+            out["misses"].append(
+                f"plate {kind} {text} d={difficulty:.2f}: read {fused.text} "
+                f"({fused.status}, {fused.confidence:.2f})"
+            )
     views = ("side", "back", "corner", "top")
     for i in range(count):
         code10 = rng.choice(OWNERS) + f"{rng.randrange(10**6):06d}"
@@ -147,6 +152,7 @@ def main() -> None:
             ", ".join(f"{k} {r}/{n}" for k, (r, n) in synth["plates_by_kind"].items()),
             "",
         ),
+        ("synthetic plates read sure but wrong", synth["plates_sure_wrong"], ""),
         ("synthetic plate scene median ms", _median(synth["plate_ms"]), ""),
         ("synthetic container views right", f"{synth['views_right']}/{synth['views']}", ""),
         ("synthetic readings verified but wrong", synth["wrong_verified"], ""),

@@ -205,6 +205,13 @@ def _pool(decodes: Sequence[PlateDecode]) -> PlateDecode | None:
     )
 
 
+def _combine(mine: PlateDecode | None, other: PlateDecode | None) -> PlateDecode | None:
+    """Two models' readings of one plate: the surer one."""
+    if other is None or (mine is not None and mine.confidence >= other.confidence):
+        return mine
+    return other
+
+
 def _merge(dists: Sequence[dict[str, float]]) -> list[tuple[str, float]]:
     """The mean of several (character -> weight) maps."""
     out: dict[str, float] = {}
@@ -430,9 +437,7 @@ class PlateReader:
         if doubtful:
             again = self._decode_with([plates[i] for i in doubtful], reread=reread, general=True)
             for i, other in zip(doubtful, again, strict=True):
-                mine = out[i]
-                if other is not None and (mine is None or other.confidence > mine.confidence):
-                    out[i] = other
+                out[i] = _combine(out[i], other)
         return out
 
     def _decode_with(
