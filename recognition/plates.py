@@ -13,8 +13,8 @@ Plates are read with PP-OCRv4's recogniser (``OcrEngine.plate_recognizer``): on 
 plate crops it reads the small province character (about 10x15 pixels on a 94x24 crop)
 where the PP-OCRv6 model rapidocr ships reads a blob, 203 of 204 crops exact against 191.
 The two models' mistakes differ, so a plate the plate model reads in doubt is read by the
-general model as well, and the surer reading kept: on rendered plates of all 31 provinces
-that reads more plates sure and right than the general model alone. The plate model leans
+general model as well, and the surer reading kept: on 400 rendered plates of all 31
+provinces that read 374 sure and right, the general model alone 355. The plate model leans
 to 皖 (Anhui), the province of most of the real photos at hand, and reads another
 province's glyph as 皖 now and then, once in 400 renders surely (``recognition.models``).
 
