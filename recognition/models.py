@@ -1,24 +1,24 @@
 """Model files the recogniser uses beside the ones the rapidocr wheel carries.
 
-Plates are read with PaddleOCR's PP-OCRv4 recognition model. The rapidocr 3.x wheel carries
-only PP-OCRv6, which reads the small province character of a plate far less well (on the
-204 real plate crops 191 exact against 203 for PP-OCRv4), while reading container codes
-better; so the engine holds both. PP-OCRv4's ONNX file ships in the ``rapidocr_onnxruntime``
-1.4.4 wheel on PyPI. That package cannot be installed beside ``rapidocr`` 3.x (it pulls the
-GUI build of OpenCV, which shares ``cv2/`` with the headless one), so the wheel is fetched
-once at install time, the model file taken out of it and checked against its SHA-256, and
-kept under ``<venv>/share/gatewayd/models``. Nothing is ever downloaded at run time: a lane
-without the file reads plates with the general model and says so at start.
+Plates are read with PaddleOCR's PP-OCRv4 recognition model. The rapidocr 3.x wheel
+carries only PP-OCRv6's recogniser, which reads the small province character of a plate
+far less well (on the 204 real plate crops 191 exact against 203 for PP-OCRv4), while
+reading container codes better; so the engine holds both. PP-OCRv4's ONNX file ships in
+the ``rapidocr_onnxruntime`` 1.4.4 wheel on PyPI. That package cannot be installed beside
+``rapidocr`` 3.x (it pulls the GUI build of OpenCV, which shares ``cv2/`` with the
+headless one), so the wheel is fetched once at install time, the model file taken out of
+it and checked against its SHA-256, and kept under ``<venv>/share/gatewayd/models``.
+Nothing is ever downloaded at run time: a lane without the file reads plates with the
+general model and says so at start.
 
 What its figures on the real crops are worth: they come from CCPD, which PaddleOCR's
 documentation lists among its OCR datasets, so PP-OCRv4 may have been trained on photos
-like them. On
-rendered plates of all 31 provinces, which no model has seen, it reads a little worse
-than PP-OCRv6 (215 of 240 sure and right against 223), and leans to 皖, the province of
-most CCPD plates: it read 琼 and 赣 plates as 皖. The plate reader therefore asks the
-general model about every plate it reads in doubt (``plates._SECOND_OPINION_BELOW``); a
-plate read surely but wrongly disagrees with its release note and is held, never
-released.
+like them. On rendered plates of all 31 provinces, which no model has seen, it reads a
+little worse than PP-OCRv6 (215 of 240 sure and right against 223), and leans to 皖, the
+province of most CCPD plates: it read 琼 and 赣 plates as 皖. The plate reader therefore
+asks the general model about every plate it reads in doubt
+(``plates._SECOND_OPINION_BELOW``). A plate read surely but wrongly disagrees with the
+plate on the truck's release note, and the lane holds the truck.
 
 ``python -m recognition.models install`` fetches it (``make`` does); ``... check`` exits 1
 when it is missing or altered.
@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import logging
 import os
 import shutil
 import subprocess
@@ -39,8 +38,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 __all__ = ["PLATE_MODEL", "ModelError", "ModelFile", "install", "installed", "model_dir"]
-
-log = logging.getLogger(__name__)
 
 # Where installed models live unless GATEWAYD_MODELS names another folder.
 MODELS_ENV = "GATEWAYD_MODELS"
