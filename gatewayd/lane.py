@@ -659,10 +659,9 @@ class LaneCore:
             return []
         out: list[Command] = [Alert("DEVICE_RECOVERED", event.device)]
         if event.device == RELAY and self.phase is Phase.RELEASED and self.barrier != "open":
+            # a release committed while the relay was away stands; a tailgater keeps red
             green = not (self.tx and self.tx.tailgate_alerted)
-            out += self._lift(
-                now, green=green
-            )  # a release committed while the relay was away stands
+            out += self._lift(now, green=green)
         return out
 
     def _on_tick(self, now: float) -> list[Command]:

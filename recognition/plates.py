@@ -436,7 +436,7 @@ class PlateReader:
             for i, d in enumerate(out)
             if d is not None
             and d.confidence < _SECOND_OPINION_BELOW
-            and _clear_but_one(d.char_confidence, self.min_plate_score)
+            and _plate_like(d.char_confidence, self.min_plate_score)
         ]
         if doubtful:
             again = self._decode_with([plates[i] for i in doubtful], reread=reread, general=True)
@@ -630,7 +630,11 @@ class PlateReader:
         if not plates:
             regions = sorted(colour_regions(image), key=lambda qs: -qs[1])
             plates = self._plates_among(image, [(q, _colour_margins(q)) for q, _ in regions])
-        readings = [_place(r, quad) for quad, r in plates if _plate_like(r, self.min_plate_score)]
+        readings = [
+            _place(r, quad)
+            for quad, r in plates
+            if _plate_like(r.char_confidence, self.min_plate_score)
+        ]
         # clearest plates first: the mean over characters, so that one unclear province
         # character does not rank a plate below a stripe pattern that reads as digits
         readings.sort(key=lambda r: -sum(r.char_confidence) / len(r.char_confidence))
@@ -693,7 +697,7 @@ class PlateReader:
         return [
             (f, r)
             for f, r in zip(framed, self._read_many(views), strict=True)
-            if r is not None and _plate_like(r, self.min_plate_score)
+            if r is not None and _plate_like(r.char_confidence, self.min_plate_score)
         ]
 
 
@@ -753,19 +757,15 @@ def stack_lines(quads: Sequence[NDArray[np.float32]]) -> list[NDArray[np.float32
     return out
 
 
-def _plate_like(reading: PlateReading, min_score: float) -> bool:
-    """A region reads as a plate when all characters but the weakest read clearly, and
-    the issuing letter is among the clear ones.
+def _plate_like(conf: Sequence[float], min_score: float) -> bool:
+    """A reading, given by its characters' confidences ``conf``, is of a plate when all
+    characters but the weakest read clearly, and the issuing letter is among the clear ones.
 
     The weakest is often the province character, which the model reads worst; its doubt
     stays in the reading's confidence, but it must not hide a plate that is really there.
     A line of five or six characters alone (a phone number, a container serial) would
     otherwise pass with a province and letter made up in front of it.
     """
-    return _clear_but_one(reading.char_confidence, min_score)
-
-
-def _clear_but_one(conf: Sequence[float], min_score: float) -> bool:
     rest = sorted(conf)[1:]
     return len(conf) > 2 and conf[1] >= 0.3 and sum(rest) / len(rest) >= min_score
 
